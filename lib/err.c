@@ -1,0 +1,168 @@
+/*
+ * err.c — names and sentences for kw_err codes. Both are switches with no default so
+ * that -Wswitch flags a code added to err.h and forgotten here.
+ */
+#include "keywave/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+const char *kw_err_name(kw_err code)
+{
+    switch (code) {
+    case KW_OK:
+        return "ok";
+    case KW_ERR_INTERNAL:
+        return "internal";
+    case KW_ERR_NOMEM:
+        return "out_of_memory";
+    case KW_ERR_INVALID_ARGUMENT:
+        return "invalid_field";
+    case KW_ERR_BASE64:
+        return "invalid_base64";
+    case KW_ERR_JSON:
+        return "invalid_json";
+    case KW_ERR_UNKNOWN_FIELD:
+        return "unknown_field";
+    case KW_ERR_INVALID_KEY:
+        return "invalid_key";
+    case KW_ERR_INVALID_SIGNATURE:
+        return "invalid_signature";
+    case KW_ERR_STORE:
+        return "store_error";
+    case KW_ERR_NOT_FOUND:
+        return "not_found";
+    case KW_ERR_CRYPTO:
+        return "crypto_error";
+    case KW_ERR_DECRYPT:
+        return "decrypt_failed";
+    case KW_ERR_NO_SESSION:
+        return "no_session";
+    case KW_ERR_DUPLICATE_MESSAGE:
+        return "duplicate_message";
+    case KW_ERR_INVALID_MESSAGE:
+        return "invalid_message";
+    case KW_ERR_UNTRUSTED_IDENTITY:
+        return "untrusted_identity";
+    case KW_ERR_INVALID_PREKEY_ID:
+        return "unknown_pre_key";
+    case KW_ERR_FORBIDDEN:
+        return "forbidden";
+    case KW_ERR_NO_SENDER_KEY:
+        return "no_sender_key";
+    case KW_ERR_FRAME_TOO_SHORT:
+        return "frame_too_short";
+    case KW_ERR_FRAME_AUTH:
+        return "frame_auth_failed";
+    case KW_ERR_NO_KEY:
+        return "no_key";
+    case KW_ERR_KEY_EXCHANGE_FAILED:
+        return "key_exchange_failed";
+    case KW_ERR_STATE:
+        return "invalid_state";
+    case KW_ERR_NOT_BUILT:
+        return "not_built";
+    case KW_ERR_BUFFER_TOO_SMALL:
+        return "buffer_too_small";
+    case KW_ERR_IO:
+        return "io_error";
+    case KW_ERR_NOT_ROTATOR:
+        return "not_rotator";
+    case KW_ERR_LEGACY_MESSAGE:
+        return "legacy_message";
+    case KW_ERR_INVALID_VERSION:
+        return "invalid_version";
+    }
+    return "unknown_error";
+}
+
+const char *kw_strerror(kw_err code)
+{
+    switch (code) {
+    case KW_OK:
+        return "No error.";
+    case KW_ERR_INTERNAL:
+        return "Internal error.";
+    case KW_ERR_NOMEM:
+        return "Out of memory.";
+    case KW_ERR_INVALID_ARGUMENT:
+        return "A field has the wrong type, size or range.";
+    case KW_ERR_BASE64:
+        return "A value is not standard padded base64.";
+    case KW_ERR_JSON:
+        return "The input is not JSON of the expected shape.";
+    case KW_ERR_UNKNOWN_FIELD:
+        return "The input holds a field that is not known.";
+    case KW_ERR_INVALID_KEY:
+        return "A public key is not 33 bytes starting with 0x05.";
+    case KW_ERR_INVALID_SIGNATURE:
+        return "A signature is malformed or does not verify.";
+    case KW_ERR_STORE:
+        return "The key store failed.";
+    case KW_ERR_NOT_FOUND:
+        return "No such record.";
+    case KW_ERR_CRYPTO:
+        return "The crypto provider failed.";
+    case KW_ERR_DECRYPT:
+        return "A ciphertext failed authentication.";
+    case KW_ERR_NO_SESSION:
+        return "There is no session with that address.";
+    case KW_ERR_DUPLICATE_MESSAGE:
+        return "The message was already received.";
+    case KW_ERR_INVALID_MESSAGE:
+        return "The message does not parse.";
+    case KW_ERR_UNTRUSTED_IDENTITY:
+        return "The peer's identity key changed.";
+    case KW_ERR_INVALID_PREKEY_ID:
+        return "The message uses a pre-key that is not held.";
+    case KW_ERR_FORBIDDEN:
+        return "This role may not do that.";
+    case KW_ERR_NO_SENDER_KEY:
+        return "No sender key for that group and sender.";
+    case KW_ERR_FRAME_TOO_SHORT:
+        return "The frame is too short.";
+    case KW_ERR_FRAME_AUTH:
+        return "The frame failed authentication.";
+    case KW_ERR_NO_KEY:
+        return "No key is set.";
+    case KW_ERR_KEY_EXCHANGE_FAILED:
+        return "Key exchange failed after three attempts.";
+    case KW_ERR_STATE:
+        return "The call does not fit the current state.";
+    case KW_ERR_NOT_BUILT:
+        return "That part was not built.";
+    case KW_ERR_BUFFER_TOO_SMALL:
+        return "The output buffer is too small.";
+    case KW_ERR_IO:
+        return "An operating-system call failed.";
+    case KW_ERR_NOT_ROTATOR:
+        return "Only the longest-present participant rotates the key.";
+    case KW_ERR_LEGACY_MESSAGE:
+        return "The message uses an older protocol version.";
+    case KW_ERR_INVALID_VERSION:
+        return "The message uses an unknown protocol version.";
+    }
+    return "Unknown error.";
+}
+
+kw_err kw_error_set(kw_error *err, kw_err code, const char *fmt, ...)
+{
+    if (err == NULL)
+        return code;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err->detail, sizeof err->detail, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        err->detail[0] = '\0';
+    return code;
+}
+
+void kw_error_clear(kw_error *err)
+{
+    if (err == NULL)
+        return;
+    err->code = KW_OK;
+    err->detail[0] = '\0';
+}
