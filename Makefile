@@ -78,7 +78,6 @@ $(BUILD)/bench/%: bench/%.c $(LIBKW)
 # Builds and starts keywaved on 127.0.0.1:8080 with its data in ./data.
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/keywaved
-	@mkdir -p data
 	KEYWAVE_DATA_DIR=$${KEYWAVE_DATA_DIR:-./data} ./$(BUILD)/keywaved
 
 # Builds everything and runs every test; the last line is `N passed, N failed`.

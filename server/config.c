@@ -55,8 +55,7 @@ enum {
 };
 
 static const config_var config_vars[VAR_COUNT] = {
-    [VAR_LISTEN] = {"KEYWAVE_LISTEN", offsetof(kw_config, listen), false,
-                    KW_CONFIG_DEFAULT_LISTEN,
+    [VAR_LISTEN] = {"KEYWAVE_LISTEN", offsetof(kw_config, listen), false, KW_CONFIG_DEFAULT_LISTEN,
                     "address to listen on: IPv4:port, [IPv6]:port or localhost:port"},
     [VAR_PUBLIC_URL] = {"KEYWAVE_PUBLIC_URL", offsetof(kw_config, public_url), false,
                         "http(s)://<KEYWAVE_LISTEN>",
@@ -70,16 +69,16 @@ static const config_var config_vars[VAR_COUNT] = {
                      "PEM private key file of KEYWAVE_TLS_CERT"},
     [VAR_LIVEKIT_URL] = {"LIVEKIT_URL", offsetof(kw_config, livekit_url), false, NULL,
                          "LiveKit server URL given to clients (ws, wss, http or https)"},
-    [VAR_LIVEKIT_API_KEY] = {"LIVEKIT_API_KEY", offsetof(kw_config, livekit_api_key), false,
-                             NULL, "LiveKit API key (issuer of media tokens)"},
-    [VAR_LIVEKIT_API_SECRET] = {"LIVEKIT_API_SECRET", offsetof(kw_config, livekit_api_secret),
-                                true, NULL, "LiveKit API secret that signs media tokens"},
+    [VAR_LIVEKIT_API_KEY] = {"LIVEKIT_API_KEY", offsetof(kw_config, livekit_api_key), false, NULL,
+                             "LiveKit API key (issuer of media tokens)"},
+    [VAR_LIVEKIT_API_SECRET] = {"LIVEKIT_API_SECRET", offsetof(kw_config, livekit_api_secret), true,
+                                NULL, "LiveKit API secret that signs media tokens"},
     [VAR_JITSI_SERVER_URL] = {"JITSI_SERVER_URL", offsetof(kw_config, jitsi_server_url), false,
                               NULL, "Jitsi server URL (http or https)"},
     [VAR_JITSI_APP_ID] = {"JITSI_APP_ID", offsetof(kw_config, jitsi_app_id), false, NULL,
                           "Jitsi application id (JWT iss and aud)"},
-    [VAR_JITSI_APP_SECRET] = {"JITSI_APP_SECRET", offsetof(kw_config, jitsi_app_secret), true,
-                              NULL, "Jitsi application secret, at least 32 characters"},
+    [VAR_JITSI_APP_SECRET] = {"JITSI_APP_SECRET", offsetof(kw_config, jitsi_app_secret), true, NULL,
+                              "Jitsi application secret, at least 32 characters"},
     [VAR_JITSI_JWT_EXPIRATION] = {"JITSI_JWT_EXPIRATION", NO_FIELD, false, "7200",
                                   "lifetime of Jitsi tokens in seconds (60..604800)"},
 };
@@ -159,11 +158,11 @@ static kw_err parse_conf_line(char *line, const char *path, unsigned lineno, cha
     }
     int i = find_var(key);
     if (i < 0)
-        return kw_error_set(err, KW_ERR_UNKNOWN_FIELD, "%.64s:%u: unknown key %.40s", path,
-                            lineno, key);
+        return kw_error_set(err, KW_ERR_UNKNOWN_FIELD, "%.64s:%u: unknown key %.40s", path, lineno,
+                            key);
     if (seen[i])
-        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "%.64s:%u: %s is set twice", path,
-                            lineno, config_vars[i].name);
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "%.64s:%u: %s is set twice", path, lineno,
+                            config_vars[i].name);
     seen[i] = true;
     return set_raw(raw, (size_t)i, value, err);
 }
@@ -172,8 +171,7 @@ static kw_err parse_conf_line(char *line, const char *path, unsigned lineno, cha
  * Reads a KEY=value file into raw. A missing file is fine unless must_exist. The line
  * buffer may hold secrets, so it is wiped before it is freed.
  */
-static kw_err read_conf_file(const char *path, bool must_exist, char *raw[VAR_COUNT],
-                             kw_error *err)
+static kw_err read_conf_file(const char *path, bool must_exist, char *raw[VAR_COUNT], kw_error *err)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
@@ -191,8 +189,7 @@ static kw_err read_conf_file(const char *path, bool must_exist, char *raw[VAR_CO
         ssize_t n = getline(&line, &cap, f);
         if (n < 0) {
             if (errno != 0)
-                rc = kw_error_set(err, KW_ERR_IO, "%.64s: cannot read: %s", path,
-                                  strerror(errno));
+                rc = kw_error_set(err, KW_ERR_IO, "%.64s: cannot read: %s", path, strerror(errno));
             break;
         }
         lineno++;
@@ -254,8 +251,8 @@ static kw_err parse_listen(kw_config *cfg, kw_error *err)
     if (v[0] == '[') {
         const char *close = strchr(v, ']');
         if (close == NULL || close[1] != ':')
-            return kw_error_set(err, KW_ERR_INVALID_ARGUMENT,
-                                "%s: '%.64s' is not [IPv6]:port", name, v);
+            return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "%s: '%.64s' is not [IPv6]:port",
+                                name, v);
         host = v + 1;
         host_len = (size_t)(close - host);
         colon = close + 1;
@@ -309,8 +306,8 @@ static kw_err check_url(const char *name, const char *url, const char *const *sc
         size_t n = strlen(schemes[i]);
         if (rest == NULL && strncmp(url, schemes[i], n) == 0 && strncmp(url + n, "://", 3) == 0)
             rest = url + n + 3;
-        int w = snprintf(allowed + used, sizeof allowed - used, "%s%s://", i ? ", " : "",
-                         schemes[i]);
+        int w =
+            snprintf(allowed + used, sizeof allowed - used, "%s%s://", i ? ", " : "", schemes[i]);
         if (w > 0 && (size_t)w < sizeof allowed - used)
             used += (size_t)w;
     }
@@ -405,8 +402,8 @@ static kw_err check_all(kw_config *cfg, const char *jwt_exp, kw_error *err)
         return rc;
 
     if (cfg->jitsi_server_url != NULL) {
-        rc = check_url(config_vars[VAR_JITSI_SERVER_URL].name, cfg->jitsi_server_url,
-                       http_schemes, err);
+        rc = check_url(config_vars[VAR_JITSI_SERVER_URL].name, cfg->jitsi_server_url, http_schemes,
+                       err);
         if (rc != KW_OK)
             return rc;
     }
@@ -414,8 +411,7 @@ static kw_err check_all(kw_config *cfg, const char *jwt_exp, kw_error *err)
                     cfg->jitsi_app_secret, err);
     if (rc != KW_OK)
         return rc;
-    if (cfg->jitsi_app_secret != NULL &&
-        strlen(cfg->jitsi_app_secret) < KW_CONFIG_JITSI_SECRET_MIN)
+    if (cfg->jitsi_app_secret != NULL && strlen(cfg->jitsi_app_secret) < KW_CONFIG_JITSI_SECRET_MIN)
         return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "%s: shorter than %d characters",
                             config_vars[VAR_JITSI_APP_SECRET].name, KW_CONFIG_JITSI_SECRET_MIN);
 
@@ -438,8 +434,8 @@ kw_err kw_config_load(kw_config *cfg, const char *conf_path, kw_error *err)
     char *raw[VAR_COUNT] = {NULL};
     memset(cfg, 0, sizeof *cfg);
 
-    kw_err rc = read_conf_file(conf_path ? conf_path : KW_CONFIG_DEFAULT_FILE, conf_path != NULL,
-                               raw, err);
+    kw_err rc =
+        read_conf_file(conf_path ? conf_path : KW_CONFIG_DEFAULT_FILE, conf_path != NULL, raw, err);
     if (rc != KW_OK)
         goto fail;
     for (size_t i = 0; i < VAR_COUNT; i++) {

@@ -34,14 +34,14 @@
  */
 typedef struct kw_config {
     /* Listening */
-    char *listen;                       /* host:port as configured, never NULL */
+    char *listen;                         /* host:port as configured, never NULL */
     char listen_host[KW_CONFIG_HOST_MAX]; /* address to bind, without brackets */
-    bool listen_ipv6;                   /* listen_host is an IPv6 literal */
-    uint16_t listen_port;               /* 1..65535 */
-    char *public_url;                   /* scheme://host[:port][/path], no trailing '/'; never
-                                           NULL (defaults to the listen address) */
-    char *tls_cert;                     /* PEM certificate chain path, or NULL (plain HTTP) */
-    char *tls_key;                      /* PEM private key path; set iff tls_cert is */
+    bool listen_ipv6;                     /* listen_host is an IPv6 literal */
+    uint16_t listen_port;                 /* 1..65535 */
+    char *public_url;                     /* scheme://host[:port][/path], no trailing '/'; never
+                                             NULL (defaults to the listen address) */
+    char *tls_cert;                       /* PEM certificate chain path, or NULL (plain HTTP) */
+    char *tls_key;                        /* PEM private key path; set iff tls_cert is */
 
     /* Storage */
     char *data_dir; /* directory of keywave.db; never NULL */
@@ -59,7 +59,7 @@ typedef struct kw_config {
 } kw_config;
 
 /*
- * Loads the configuration into cfg (which the caller zeroes or passes fresh): first the
+ * Loads the configuration into cfg (overwritten; nothing in it is freed): first the
  * file conf_path, then the environment over it, then defaults, then every check.
  * conf_path: a KEY=value file (blank lines and lines starting with '#' ignored, one pair
  * of surrounding double quotes stripped from a value); NULL means KW_CONFIG_DEFAULT_FILE

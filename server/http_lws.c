@@ -53,24 +53,33 @@ typedef struct http_session {
     bool awaiting_body;      /* reply only after the request body has been read */
     bool head;               /* HEAD: send headers only */
     reply_state state;
-    unsigned status;          /* HTTP status of the reply */
-    const char *allow;        /* value of an Allow header (405), or NULL; static */
-    char body[BODY_MAX];      /* JSON reply body */
+    unsigned status;     /* HTTP status of the reply */
+    const char *allow;   /* value of an Allow header (405), or NULL; static */
+    char body[BODY_MAX]; /* JSON reply body */
     size_t body_len;
 } http_session;
 
 static const char *method_name(int method)
 {
     switch (method) {
-    case LWSHUMETH_GET: return "GET";
-    case LWSHUMETH_POST: return "POST";
-    case LWSHUMETH_OPTIONS: return "OPTIONS";
-    case LWSHUMETH_PUT: return "PUT";
-    case LWSHUMETH_PATCH: return "PATCH";
-    case LWSHUMETH_DELETE: return "DELETE";
-    case LWSHUMETH_CONNECT: return "CONNECT";
-    case LWSHUMETH_HEAD: return "HEAD";
-    default: return "OTHER";
+    case LWSHUMETH_GET:
+        return "GET";
+    case LWSHUMETH_POST:
+        return "POST";
+    case LWSHUMETH_OPTIONS:
+        return "OPTIONS";
+    case LWSHUMETH_PUT:
+        return "PUT";
+    case LWSHUMETH_PATCH:
+        return "PATCH";
+    case LWSHUMETH_DELETE:
+        return "DELETE";
+    case LWSHUMETH_CONNECT:
+        return "CONNECT";
+    case LWSHUMETH_HEAD:
+        return "HEAD";
+    default:
+        return "OTHER";
     }
 }
 
@@ -163,8 +172,7 @@ static void begin_request(struct lws *wsi, http_session *s, const char *path)
     /* A request body is read (and for now dropped) before answering, so the reply is
      * not sent while the client is still writing and the connection can be reused. */
     char cl[24];
-    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
-        strcmp(cl, "0") != 0)
+    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 && strcmp(cl, "0") != 0)
         s->awaiting_body = true;
 }
 
@@ -181,8 +189,8 @@ static int write_headers(struct lws *wsi, http_session *s)
     uint8_t buf[LWS_PRE + 512];
     uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
     if (lws_add_http_common_headers(wsi, s->status, "application/json", s->body_len, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const uint8_t *)"cache-control:",
-                                    (const uint8_t *)"no-store", 8, &p, end) ||
+        lws_add_http_header_by_name(
+            wsi, (const uint8_t *)"cache-control:", (const uint8_t *)"no-store", 8, &p, end) ||
         lws_add_http_header_by_name(wsi, (const uint8_t *)"x-content-type-options:",
                                     (const uint8_t *)"nosniff", 7, &p, end))
         return -1;
@@ -218,8 +226,7 @@ static int on_writeable(struct lws *wsi, http_session *s)
     case REPLY_BODY: {
         uint8_t buf[LWS_PRE + BODY_MAX];
         memcpy(buf + LWS_PRE, s->body, s->body_len);
-        if (lws_write(wsi, buf + LWS_PRE, s->body_len, LWS_WRITE_HTTP_FINAL) !=
-            (int)s->body_len)
+        if (lws_write(wsi, buf + LWS_PRE, s->body_len, LWS_WRITE_HTTP_FINAL) != (int)s->body_len)
             return -1;
         return finish_reply(wsi, s);
     }

@@ -15,9 +15,12 @@
 static const char *level_name(kw_log_level level)
 {
     switch (level) {
-    case KW_LOG_INFO: return "info";
-    case KW_LOG_WARN: return "warn";
-    case KW_LOG_ERROR: return "error";
+    case KW_LOG_INFO:
+        return "info";
+    case KW_LOG_WARN:
+        return "warn";
+    case KW_LOG_ERROR:
+        return "error";
     }
     return "error";
 }
@@ -60,8 +63,8 @@ void kw_log(kw_log_level level, const char *event, const char *fmt, ...)
 
     /* Leaves room for "...\n" so a cut line still ends visibly and with a newline. */
     const size_t room = sizeof line - 4;
-    int n = snprintf(line, room, "ts=%s level=%s event=%s", ts, level_name(level),
-                     event ? event : "-");
+    int n =
+        snprintf(line, room, "ts=%s level=%s event=%s", ts, level_name(level), event ? event : "-");
     if (n < 0)
         return;
     size_t len = (size_t)n < room ? (size_t)n : room - 1;

@@ -128,8 +128,7 @@ int main(int argc, char **argv)
         }
     }
     kw_log(KW_LOG_INFO, "stop", "signal=%s requests=%llu",
-           stop_signal == SIGTERM ? "SIGTERM" : "SIGINT",
-           (unsigned long long)srv.http_requests);
+           stop_signal == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)srv.http_requests);
     status = EXIT_STATUS_OK;
 
 done:

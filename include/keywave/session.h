@@ -47,8 +47,10 @@ KW_MUST_CHECK kw_err kw_session_encrypt(kw_identity *id, const char *name, uint3
  * Decrypts a message from the address. type is 3 (PreKey) or 1/2 (normal). On success *pt
  * is malloc'd (owned by the caller, who should wipe it) with *pt_len bytes; a PreKey
  * message creates the session and deletes the one-time pre-key it used. Errors:
- * KW_ERR_INVALID_ARGUMENT (type), KW_ERR_BASE64, KW_ERR_INVALID_MESSAGE, KW_ERR_DECRYPT
- * (tampered), KW_ERR_DUPLICATE_MESSAGE (replay), KW_ERR_NO_SESSION, KW_ERR_INVALID_PREKEY_ID
+ * KW_ERR_INVALID_ARGUMENT (type), KW_ERR_BASE64, KW_ERR_INVALID_MESSAGE (does not parse,
+ * or does not authenticate: libsignal-protocol-c reports a bad MAC with the same code as a
+ * parse failure, so a tampered message lands here; KW_ERR_DECRYPT is kept for a bad MAC
+ * should the library ever tell them apart), KW_ERR_DUPLICATE_MESSAGE (replay), KW_ERR_NO_SESSION, KW_ERR_INVALID_PREKEY_ID
  * (the pre-key was already used or never existed), KW_ERR_UNTRUSTED_IDENTITY,
  * KW_ERR_LEGACY_MESSAGE, KW_ERR_INVALID_VERSION, KW_ERR_STORE.
  */
