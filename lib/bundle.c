@@ -115,18 +115,10 @@ static kw_err device_field(json_t *root, uint32_t *out, kw_error *err)
     if (!json_is_string(v))
         return kw_error_set(err, KW_ERR_JSON, "device_id: missing or not a string");
     const char *s = json_string_value(v);
-    size_t n = json_string_length(v);
-    if (n == 0 || n > 10 || (s[0] == '0'))
-        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "device_id: not a positive decimal");
-    uint64_t d = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "device_id: not a positive decimal");
-        d = d * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (d > INT32_MAX)
-        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "device_id: out of range");
-    *out = (uint32_t)d;
+    if (json_string_length(v) != strlen(s) || kw_parse_decimal(s, INT32_MAX, out) != KW_OK ||
+        *out == 0)
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT,
+                            "device_id: not a decimal in 1..2147483647");
     return KW_OK;
 }
 
@@ -255,15 +247,11 @@ typedef struct lowest_walk {
 static kw_err find_lowest(void *arg, const char *key)
 {
     lowest_walk *w = arg;
-    const char *s = key + strlen(KW_KEY_PREKEY_PREFIX);
-    uint64_t v = 0;
-    size_t n = 0;
-    for (; s[n] >= '0' && s[n] <= '9' && n < 9; n++)
-        v = v * 10 + (uint64_t)(s[n] - '0');
-    if (n == 0 || s[n] != '\0')
+    uint32_t v = 0;
+    if (kw_parse_decimal(key + strlen(KW_KEY_PREKEY_PREFIX), KW_PREKEY_ID_MAX, &v) != KW_OK)
         return KW_OK;
     if (!w->found || v < w->lowest) {
-        w->lowest = (uint32_t)v;
+        w->lowest = v;
         w->found = 1;
     }
     return KW_OK;

@@ -224,7 +224,7 @@ kw_err kw_aes(kw_aes_mode mode, int encrypt, const uint8_t *key, size_t key_len,
     if (kw_crypto_init() != KW_OK)
         return KW_ERR_CRYPTO;
     const EVP_CIPHER *cipher = aes_cipher(mode, key_len);
-    if (cipher == NULL || len > (size_t)INT32_MAX - 2 * KW_AES_BLOCK)
+    if (cipher == NULL || len > (size_t)INT32_MAX - (size_t)(2 * KW_AES_BLOCK))
         return KW_ERR_INVALID_ARGUMENT;
     kw_err rc = KW_ERR_CRYPTO;
     size_t cap = len + KW_AES_BLOCK;

@@ -43,6 +43,23 @@ int64_t kw_get_i64(const uint8_t *p)
     return (int64_t)u;
 }
 
+kw_err kw_parse_decimal(const char *s, uint32_t max, uint32_t *out)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 10 || (n > 1 && s[0] == '0'))
+        return KW_ERR_INVALID_ARGUMENT;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return KW_ERR_INVALID_ARGUMENT;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > max)
+        return KW_ERR_INVALID_ARGUMENT;
+    *out = (uint32_t)v;
+    return KW_OK;
+}
+
 kw_err kw_name_check(const char *name, kw_error *err)
 {
     if (name == NULL || name[0] == '\0')

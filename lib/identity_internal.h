@@ -21,6 +21,12 @@ struct kw_identity {
 /* Checks an address name: 1..KW_NAME_MAX bytes, no control characters. */
 kw_err kw_name_check(const char *name, kw_error *err);
 
+/*
+ * Parses a whole string of 1..10 decimal digits (no sign, no leading zero unless "0") no
+ * greater than max. Returns KW_OK or KW_ERR_INVALID_ARGUMENT.
+ */
+kw_err kw_parse_decimal(const char *s, uint32_t max, uint32_t *out);
+
 /* Big-endian helpers for the small metadata records. */
 void kw_put_u32(uint8_t *p, uint32_t v);
 uint32_t kw_get_u32(const uint8_t *p);

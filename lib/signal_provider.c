@@ -170,9 +170,7 @@ kw_err kw_from_signal(int r)
     case SG_ERR_INVALID_KEY_ID:
         return KW_ERR_INVALID_PREKEY_ID;
     case SG_ERR_INVALID_PROTO_BUF:
-        return KW_ERR_INVALID_MESSAGE;
     case SG_ERR_STALE_KEY_EXCHANGE:
-        return KW_ERR_INVALID_MESSAGE;
     case SG_ERR_FP_VERSION_MISMATCH:
     case SG_ERR_FP_IDENT_MISMATCH:
         return KW_ERR_INVALID_MESSAGE;

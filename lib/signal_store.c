@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "identity_internal.h"
 #include "signal_glue.h"
 
 /* Returned by our callbacks when the kw_store fails; below SG_ERR_MINIMUM on purpose. */
@@ -106,13 +107,9 @@ typedef struct device_walk {
 static kw_err collect_device(void *arg, const char *key)
 {
     device_walk *w = arg;
-    const char *dev = key + w->prefix_len;
-    char *end = NULL;
-    long v = strtol(dev, &end, 10);
-    if (end == dev || *end != '\0' || v < 0 || v > INT32_MAX)
+    uint32_t v = 0;
+    if (kw_parse_decimal(key + w->prefix_len, INT32_MAX, &v) != KW_OK || v == 0)
         return KW_OK; /* not one of ours: skip */
-    if (v == 0)
-        return KW_OK;
     if (signal_int_list_push_back(w->list, (int)v) < 0) {
         w->rc = SG_ERR_NOMEM;
         return KW_ERR_NOMEM;

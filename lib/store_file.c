@@ -27,7 +27,7 @@
 /* Longest encoded file name; below NAME_MAX (255) on every filesystem we target. */
 #define FILE_NAME_MAX 250
 /* Largest record; Signal records are a few KiB, so more means a damaged store. */
-#define FILE_VALUE_MAX (1024 * 1024)
+#define FILE_VALUE_MAX (1024L * 1024L)
 
 typedef struct file_store {
     int dfd;           /* O_DIRECTORY descriptor of the identity directory, owned */

@@ -141,8 +141,12 @@ static void answer(http_session *s)
     /* Quote the path back without control or non-ASCII bytes, shortened. */
     char shown[DETAIL_PATH_MAX + 4];
     size_t n = 0;
-    for (const char *p = s->path; *p != '\0' && n < DETAIL_PATH_MAX; p++)
-        shown[n++] = (*p > 0x20 && *p < 0x7f) ? *p : '?';
+    for (const char *p = s->path; *p != '\0' && n < DETAIL_PATH_MAX; p++) {
+        char c = *p;
+        if (c <= 0x20 || c >= 0x7f)
+            c = '?';
+        shown[n++] = c;
+    }
     shown[n] = '\0';
     if (strlen(s->path) > DETAIL_PATH_MAX)
         snprintf(shown + n, sizeof shown - n, "...");

@@ -86,7 +86,8 @@ void kw_log(kw_log_level level, const char *event, const char *fmt, ...)
         }
     }
     if (cut) {
-        memcpy(line + len, "...", 3);
+        memcpy(line + len, "...", 3); /* NOLINT(bugprone-not-null-terminated-result): bytes for
+                                         write(2), not a C string */
         len += 3;
     }
     line[len++] = '\n';
