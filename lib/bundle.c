@@ -15,6 +15,9 @@
 #include "identity_internal.h"
 #include "keywave/base64.h"
 
+/* Signal registration ids are 14-bit (libsignal key_helper without extended range). */
+#define REGISTRATION_ID_MAX 0x3FFF
+
 kw_err kw_pubkey_check(const uint8_t *key, size_t len)
 {
     if (len != KW_PUBKEY_BYTES || key[0] != 0x05)
@@ -175,8 +178,8 @@ static kw_err parse_root(json_t *root, kw_bundle *b, kw_error *err)
     if (rc == KW_OK)
         rc = device_field(root, &b->device_id, err);
     if (rc == KW_OK)
-        rc = int_field(root, "registration_id", "registration_id", 0, 0x3FFF, &b->registration_id,
-                       err);
+        rc = int_field(root, "registration_id", "registration_id", 0, REGISTRATION_ID_MAX,
+                       &b->registration_id, err);
     if (rc == KW_OK)
         rc = b64_field(root, "identity_key", "identity_key", b->identity_key, KW_PUBKEY_BYTES,
                        KW_ERR_INVALID_KEY, err);
@@ -215,11 +218,32 @@ static json_t *b64(const uint8_t *data, size_t len)
     return json_string(buf);
 }
 
+/* The range and key-shape rules of parse_root, for encoding (the signature is verified
+ * on upload and decode, not again here). */
+static kw_err bundle_check(const kw_bundle *b, kw_error *err)
+{
+    if (memchr(b->owner, '\0', sizeof b->owner) == NULL || kw_name_check(b->owner, err) != KW_OK)
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "owner: empty, too long or not text");
+    if (b->device_id == 0 || b->device_id > INT32_MAX)
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "device_id: out of range");
+    if (b->registration_id > REGISTRATION_ID_MAX)
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "registration_id: out of range");
+    if (b->signed_pre_key_id > KW_PREKEY_ID_MAX ||
+        (b->has_one_time_pre_key && b->one_time_pre_key_id > KW_PREKEY_ID_MAX))
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "pre-key id: out of range");
+    if (kw_pubkey_check(b->identity_key, KW_PUBKEY_BYTES) != KW_OK ||
+        kw_pubkey_check(b->signed_pre_key, KW_PUBKEY_BYTES) != KW_OK ||
+        (b->has_one_time_pre_key && kw_pubkey_check(b->one_time_pre_key, KW_PUBKEY_BYTES) != KW_OK))
+        return kw_error_set(err, KW_ERR_INVALID_KEY, "bundle: a key lacks the 0x05 prefix");
+    return KW_OK;
+}
+
 kw_err kw_bundle_to_json(const kw_bundle *b, char **json, kw_error *err)
 {
     *json = NULL;
-    if (kw_name_check(b->owner, err) != KW_OK)
-        return KW_ERR_INVALID_ARGUMENT;
+    kw_err rc = bundle_check(b, err);
+    if (rc != KW_OK)
+        return rc;
     char device[16];
     snprintf(device, sizeof device, "%u", b->device_id);
     json_t *otk = b->has_one_time_pre_key

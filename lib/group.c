@@ -14,9 +14,9 @@
 
 #include "identity_internal.h"
 #include "keywave/base64.h"
+#include "keywave/session.h"
 
-#define GROUP_ID_MAX 128
-#define MSG_MAX      65536
+#define GROUP_ID_MAX        128
 
 static kw_err group_check(const char *group_id, kw_error *err)
 {
@@ -67,7 +67,7 @@ static kw_err to_b64(signal_buffer *ser, char **out, kw_error *err)
 static kw_err from_b64(const char *text, uint8_t **raw, size_t *len, kw_error *err)
 {
     size_t n = text ? strlen(text) : 0;
-    if (n == 0 || n > MSG_MAX)
+    if (n == 0 || n > KW_MESSAGE_BODY_MAX)
         return kw_error_set(err, KW_ERR_INVALID_MESSAGE, "message: empty or too long");
     *raw = malloc(n / 4 * 3 + 3);
     if (*raw == NULL)
@@ -151,6 +151,9 @@ kw_err kw_group_encrypt(kw_identity *id, const char *group_id, const uint8_t *pt
     kw_err rc = self_name(id, group_id, &n, err);
     if (rc != KW_OK)
         return rc;
+    if (len > KW_MESSAGE_PLAINTEXT_MAX)
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "plaintext: over %d bytes",
+                            KW_MESSAGE_PLAINTEXT_MAX);
     if (!has_sender_key(id, &n))
         return kw_error_set(err, KW_ERR_NO_SENDER_KEY, "no own sender key for this group");
     group_cipher *c = NULL;

@@ -22,6 +22,7 @@
 #include "crypto.h"
 #include "identity_internal.h"
 #include "keywave/base64.h"
+#include "keywave/bundle.h"
 
 #define META_NEXT_PREKEY "meta/next_pre_key_id"
 #define META_SPK         "meta/signed_pre_key" /* id u32 || created_ms i64 */
@@ -245,7 +246,10 @@ static kw_err make_signed_pre_key(kw_identity *id, int64_t now_ms, kw_error *err
     if (rc != KW_OK && rc != KW_ERR_NOT_FOUND)
         return kw_error_set(err, rc, "next_signed_pre_key_id: unreadable");
     spk_meta old = {0, 0};
-    int had_old = spk_meta_get(id, &old) == KW_OK;
+    rc = spk_meta_get(id, &old);
+    if (rc != KW_OK && rc != KW_ERR_NOT_FOUND)
+        return kw_error_set(err, rc, "signed_pre_key: metadata unreadable");
+    int had_old = rc == KW_OK;
     ratchet_identity_key_pair *pair = NULL;
     rc = load_identity_pair(id, &pair);
     if (rc != KW_OK)
@@ -322,13 +326,8 @@ static kw_err validate(kw_identity *id, int64_t now_ms, kw_error *err)
         rc = kw_keys_signed_pre_key(id, &spk, err);
     if (rc != KW_OK)
         return rc;
-    ec_public_key *ik = NULL;
-    if (curve_decode_point(&ik, pub.identity_key, KW_PUBKEY_BYTES, id->sg) < 0)
-        return kw_error_set(err, KW_ERR_INVALID_KEY, "identity_key: does not decode");
-    int ok = curve_verify_signature(ik, spk.public_key, KW_PUBKEY_BYTES, spk.signature,
-                                    KW_SIGNATURE_BYTES);
-    SIGNAL_UNREF(ik);
-    if (ok != 1)
+    if (kw_signature_verify(pub.identity_key, spk.public_key, KW_PUBKEY_BYTES, spk.signature,
+                            KW_SIGNATURE_BYTES) != KW_OK)
         return kw_error_set(err, KW_ERR_INVALID_SIGNATURE,
                             "signed_pre_key %u: signature does not verify", spk.id);
     if (now_ms - spk.created_ms > KW_SIGNED_PREKEY_MAX_AGE_MS)
@@ -336,21 +335,39 @@ static kw_err validate(kw_identity *id, int64_t now_ms, kw_error *err)
     return KW_OK;
 }
 
+/* The closing event of a one-unit step: done == total, whether work was done or skipped. */
 static void report(kw_setup_progress_fn progress, void *arg, kw_setup_step step, int skipped)
 {
     if (progress)
-        progress(arg, step, skipped, 1, skipped);
+        progress(arg, step, 1, 1, skipped);
 }
 
-/* Does the stored signed pre-key need replacing: missing, expired or not verifying? */
-static int signed_pre_key_stale(kw_identity *id, int64_t now_ms)
+/*
+ * Does the stored signed pre-key need replacing: missing, older than 7 days, or not
+ * verifying? A store that fails to read is an error, never a reason to make new keys.
+ */
+static kw_err signed_pre_key_stale(kw_identity *id, int64_t now_ms, int *stale, kw_error *err)
 {
     kw_signed_pre_key_pub spk;
-    if (kw_keys_signed_pre_key(id, &spk, NULL) != KW_OK)
-        return 1;
+    kw_public_identity pub;
+    *stale = 1;
+    kw_err rc = kw_keys_signed_pre_key(id, &spk, err);
+    if (rc == KW_ERR_NOT_FOUND)
+        return KW_OK;
+    if (rc == KW_OK)
+        rc = kw_keys_identity(id, &pub, err);
+    if (rc != KW_OK)
+        return rc;
     if (now_ms - spk.created_ms > KW_SIGNED_PREKEY_MAX_AGE_MS)
-        return 1;
-    return validate(id, now_ms, NULL) != KW_OK;
+        return KW_OK;
+    rc = kw_signature_verify(pub.identity_key, spk.public_key, KW_PUBKEY_BYTES, spk.signature,
+                             KW_SIGNATURE_BYTES);
+    if (rc == KW_ERR_INVALID_SIGNATURE || rc == KW_ERR_INVALID_KEY)
+        return KW_OK;
+    if (rc != KW_OK)
+        return kw_error_set(err, rc, "signed_pre_key: %s", kw_strerror(rc));
+    *stale = 0;
+    return KW_OK;
 }
 
 kw_err kw_keys_setup(kw_identity *id, int64_t now_ms, kw_setup_progress_fn progress, void *arg,
@@ -390,7 +407,9 @@ kw_err kw_keys_setup(kw_identity *id, int64_t now_ms, kw_setup_progress_fn progr
     local.made_identity = need_identity;
     report(progress, arg, KW_SETUP_IDENTITY, !(need_identity || need_registration));
 
-    int need_spk = need_identity || signed_pre_key_stale(id, now_ms);
+    int need_spk = 1;
+    if (!need_identity && (rc = signed_pre_key_stale(id, now_ms, &need_spk, err)) != KW_OK)
+        return rc;
     if (progress)
         progress(arg, KW_SETUP_SIGNED_PRE_KEY, 0, 1, !need_spk);
     if (need_spk && (rc = make_signed_pre_key(id, now_ms, err)) != KW_OK)

@@ -225,7 +225,7 @@ static kw_err parse_key_bytes(json_t *root, uint8_t out[KW_MEDIA_KEY_BYTES], kw_
     if (!json_is_string(v))
         return kw_error_set(err, KW_ERR_JSON, "key: not a string");
     size_t n = json_string_length(v);
-    if (n > 2 * KEY_B64_LEN)
+    if (n > (size_t)KEY_B64_LEN * 2) /* cheap bound before decoding */
         return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "key: too long");
     uint8_t buf[KEY_B64_LEN];
     size_t got = 0;

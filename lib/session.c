@@ -17,9 +17,6 @@
 #include "identity_internal.h"
 #include "keywave/base64.h"
 
-/* Longest body we accept, as base64 (the relay carries ciphertexts well below 64 KiB). */
-#define BODY_MAX 65536
-
 static kw_err address_of(const char *name, uint32_t device_id, signal_protocol_address *a,
                          kw_error *err)
 {
@@ -118,6 +115,9 @@ kw_err kw_session_encrypt(kw_identity *id, const char *name, uint32_t device_id,
     kw_err rc = address_of(name, device_id, &a, err);
     if (rc != KW_OK)
         return rc;
+    if (len > KW_MESSAGE_PLAINTEXT_MAX)
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "plaintext: over %d bytes",
+                            KW_MESSAGE_PLAINTEXT_MAX);
     if (signal_protocol_session_contains_session(id->sc, &a) != 1)
         return kw_error_set(err, KW_ERR_NO_SESSION, "no session with %s.%u", name, device_id);
     session_cipher *cipher = NULL;
@@ -141,8 +141,9 @@ done:
 static kw_err decode_body(const char *body, uint8_t **raw, size_t *raw_len, kw_error *err)
 {
     size_t n = strlen(body);
-    if (n == 0 || n > BODY_MAX)
-        return kw_error_set(err, KW_ERR_INVALID_MESSAGE, "body: empty or over %d bytes", BODY_MAX);
+    if (n == 0 || n > KW_MESSAGE_BODY_MAX)
+        return kw_error_set(err, KW_ERR_INVALID_MESSAGE, "body: empty or over %d bytes",
+                            KW_MESSAGE_BODY_MAX);
     *raw = malloc(n / 4 * 3 + 3);
     if (*raw == NULL)
         return kw_error_set(err, KW_ERR_NOMEM, "body: out of memory");

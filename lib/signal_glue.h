@@ -37,8 +37,11 @@ kw_err kw_from_signal(int sg_result);
 void kw_key_prekey(char *buf, size_t size, uint32_t id);
 void kw_key_signed_prekey(char *buf, size_t size, uint32_t id);
 
-/* Hex of a name, so a name's records share one exact prefix. Returns KW_ERR_INVALID_ARGUMENT
- * when it does not fit. */
-kw_err kw_key_hex(char *buf, size_t size, const char *name, size_t name_len);
+/*
+ * A name's fixed-length store id: the first 16 bytes of SHA-256(name) in hex (32 chars).
+ * Names are up to KW_NAME_MAX bytes of any text; hashing keeps every record key short and
+ * file-name safe while one name's records still share an exact prefix. buf must hold 33.
+ */
+kw_err kw_key_name_id(char buf[33], const char *name, size_t name_len);
 
 #endif

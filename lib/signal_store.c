@@ -1,7 +1,9 @@
 /*
  * signal_store.c — the five store callback sets libsignal-protocol-c needs, written once
- * on top of kw_store. Records are the library's own serialized forms; names in keys are
- * hex so that one name's records share an exact prefix ("session/<hex>/").
+ * on top of kw_store. Records are the library's own serialized forms; names and group ids
+ * in keys are hashed to a fixed 32-hex id (kw_key_name_id), so any name up to KW_NAME_MAX
+ * bytes gives a short file-name-safe key and one name's records share an exact prefix
+ * ("session/<name id>/").
  *
  * Identity trust is trust-on-first-use per address: the first identity key seen for an
  * address is saved; a different key later is untrusted (KW_ERR_UNTRUSTED_IDENTITY) until
@@ -31,24 +33,25 @@ void kw_key_signed_prekey(char *buf, size_t size, uint32_t id)
     snprintf(buf, size, KW_KEY_SPK_PREFIX "%" PRIu32, id);
 }
 
-kw_err kw_key_hex(char *buf, size_t size, const char *name, size_t name_len)
+kw_err kw_key_name_id(char buf[33], const char *name, size_t name_len)
 {
     static const char digits[] = "0123456789abcdef";
-    if (size < name_len * 2 + 1)
-        return KW_ERR_INVALID_ARGUMENT;
-    for (size_t i = 0; i < name_len; i++) {
-        buf[2 * i] = digits[(uint8_t)name[i] >> 4];
-        buf[2 * i + 1] = digits[(uint8_t)name[i] & 15];
+    uint8_t md[KW_SHA256_BYTES];
+    if (kw_sha256((const uint8_t *)name, name_len, md) != KW_OK)
+        return KW_ERR_CRYPTO;
+    for (size_t i = 0; i < 16; i++) {
+        buf[2 * i] = digits[md[i] >> 4];
+        buf[2 * i + 1] = digits[md[i] & 15];
     }
-    buf[name_len * 2] = '\0';
+    buf[32] = '\0';
     return KW_OK;
 }
 
-/* "<prefix><hex(name)>/<device>" */
+/* "<prefix><name id>/<device>" */
 static int address_key(char *buf, const char *prefix, const signal_protocol_address *a)
 {
-    char hex[KEY_BUF];
-    if (kw_key_hex(hex, sizeof hex, a->name, a->name_len) != KW_OK)
+    char hex[33];
+    if (kw_key_name_id(hex, a->name, a->name_len) != KW_OK)
         return -1;
     int n = snprintf(buf, KEY_BUF, "%s%s/%" PRId32, prefix, hex, a->device_id);
     return n > 0 && n < KEY_BUF ? 0 : -1;
@@ -120,9 +123,9 @@ static kw_err collect_device(void *arg, const char *key)
 static int session_sub_devices(signal_int_list **sessions, const char *name, size_t name_len,
                                void *user)
 {
-    char hex[KEY_BUF], prefix[KEY_BUF];
-    if (kw_key_hex(hex, sizeof hex, name, name_len) != KW_OK)
-        return SG_ERR_INVAL;
+    char hex[33], prefix[KEY_BUF];
+    if (kw_key_name_id(hex, name, name_len) != KW_OK)
+        return SG_ERR_UNKNOWN;
     int n = snprintf(prefix, sizeof prefix, "session/%s/", hex);
     if (n <= 0 || n >= (int)sizeof prefix)
         return SG_ERR_INVAL;
@@ -314,11 +317,11 @@ static int identity_is_trusted(const signal_protocol_address *a, uint8_t *key_da
     return same ? 1 : 0;
 }
 
-/* Sender keys: "sender_key/<hex(group)>/<hex(name)>/<device>". */
+/* Sender keys: "sender_key/<group id>/<name id>/<device>". */
 static int sender_key_key(char *buf, const signal_protocol_sender_key_name *n)
 {
-    char group[KEY_BUF];
-    if (kw_key_hex(group, sizeof group, n->group_id, n->group_id_len) != KW_OK)
+    char group[33];
+    if (kw_key_name_id(group, n->group_id, n->group_id_len) != KW_OK)
         return -1;
     char prefix[KEY_BUF];
     int len = snprintf(prefix, sizeof prefix, "sender_key/%s/", group);

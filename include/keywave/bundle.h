@@ -44,8 +44,9 @@ typedef struct kw_bundle {
 KW_MUST_CHECK kw_err kw_bundle_from_json(const char *json, size_t len, kw_bundle *out,
                                          kw_error *err);
 
-/* Encodes b as JSON; *json is malloc'd and owned by the caller. Errors: KW_ERR_NOMEM,
- * KW_ERR_INVALID_ARGUMENT. */
+/* Encodes b as JSON; *json is malloc'd and owned by the caller. Refuses what
+ * kw_bundle_from_json would reject for range or key shape (it does not re-verify the
+ * signature). Errors: KW_ERR_NOMEM, KW_ERR_INVALID_ARGUMENT, KW_ERR_INVALID_KEY. */
 KW_MUST_CHECK kw_err kw_bundle_to_json(const kw_bundle *b, char **json, kw_error *err);
 
 /*

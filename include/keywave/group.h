@@ -32,8 +32,8 @@ KW_MUST_CHECK kw_err kw_group_process_distribution(kw_identity *id, const char *
                                                    const char *dist, kw_error *err);
 
 /* Encrypts to the group with our sender key. *ct malloc'd base64. Errors:
- * KW_ERR_FORBIDDEN (guest), KW_ERR_NO_SENDER_KEY (create the distribution first),
- * KW_ERR_STATE, KW_ERR_STORE. */
+ * KW_ERR_INVALID_ARGUMENT (over KW_MESSAGE_PLAINTEXT_MAX, session.h), KW_ERR_FORBIDDEN (guest),
+ * KW_ERR_NO_SENDER_KEY (create the distribution first), KW_ERR_STATE, KW_ERR_STORE. */
 KW_MUST_CHECK kw_err kw_group_encrypt(kw_identity *id, const char *group_id, const uint8_t *pt,
                                       size_t len, char **ct, kw_error *err);
 

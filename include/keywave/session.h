@@ -20,6 +20,11 @@
 #define KW_MSG_NORMAL_JS 1
 #define KW_MSG_PREKEY    3 /* PreKeySignalMessage */
 
+/* Limits shared by 1:1 and group messages, so that whatever one side can encrypt the
+ * other can decrypt: plaintext at most 256 KiB, a base64 body at most 512 KiB. */
+#define KW_MESSAGE_PLAINTEXT_MAX (256 * 1024)
+#define KW_MESSAGE_BODY_MAX      (512 * 1024)
+
 /*
  * Starts a session with (name, device_id) from a validated bundle (X3DH). Replaces an
  * existing session with that address. Errors: KW_ERR_UNTRUSTED_IDENTITY (the address had
@@ -37,7 +42,8 @@ KW_MUST_CHECK kw_err kw_session_delete(kw_identity *id, const char *name, uint32
 
 /*
  * Encrypts pt[0..len) for the address. *type is KW_MSG_PREKEY or KW_MSG_NORMAL; *body is
- * base64, malloc'd, owned by the caller. Errors: KW_ERR_NO_SESSION, KW_ERR_STORE.
+ * base64, malloc'd, owned by the caller. Errors: KW_ERR_INVALID_ARGUMENT (plaintext over
+ * KW_MESSAGE_PLAINTEXT_MAX), KW_ERR_NO_SESSION, KW_ERR_STORE.
  */
 KW_MUST_CHECK kw_err kw_session_encrypt(kw_identity *id, const char *name, uint32_t device_id,
                                         const uint8_t *pt, size_t len, int *type, char **body,
@@ -50,9 +56,9 @@ KW_MUST_CHECK kw_err kw_session_encrypt(kw_identity *id, const char *name, uint3
  * KW_ERR_INVALID_ARGUMENT (type), KW_ERR_BASE64, KW_ERR_INVALID_MESSAGE (does not parse,
  * or does not authenticate: libsignal-protocol-c reports a bad MAC with the same code as a
  * parse failure, so a tampered message lands here; KW_ERR_DECRYPT is kept for a bad MAC
- * should the library ever tell them apart), KW_ERR_DUPLICATE_MESSAGE (replay), KW_ERR_NO_SESSION, KW_ERR_INVALID_PREKEY_ID
- * (the pre-key was already used or never existed), KW_ERR_UNTRUSTED_IDENTITY,
- * KW_ERR_LEGACY_MESSAGE, KW_ERR_INVALID_VERSION, KW_ERR_STORE.
+ * should the library ever tell them apart), KW_ERR_DUPLICATE_MESSAGE (replay), KW_ERR_NO_SESSION,
+ * KW_ERR_INVALID_PREKEY_ID (the pre-key was already used or never existed),
+ * KW_ERR_UNTRUSTED_IDENTITY, KW_ERR_LEGACY_MESSAGE, KW_ERR_INVALID_VERSION, KW_ERR_STORE.
  */
 KW_MUST_CHECK kw_err kw_session_decrypt(kw_identity *id, const char *name, uint32_t device_id,
                                         int type, const char *body, uint8_t **pt, size_t *pt_len,

@@ -52,9 +52,9 @@ typedef struct bus_ev {
     int64_t at;     /* delivery time, ms */
     uint64_t order; /* random tie-break among equal times */
     bus_ev_kind kind;
-    int from, to;          /* participant indexes (REGISTER: to = who registers) */
-    unsigned incarnation;  /* JOINED/LEFT/REGISTER: dropped if `to` left since */
-    int64_t joined_ms;     /* JOINED */
+    int from, to;         /* participant indexes (REGISTER: to = who registers) */
+    unsigned incarnation; /* JOINED/LEFT/REGISTER: dropped if `to` left since */
+    int64_t joined_ms;    /* JOINED */
     char payload[KW_MKA_PAYLOAD_MAX + 1];
     size_t len;
 } bus_ev;
@@ -62,23 +62,28 @@ typedef struct bus_ev {
 typedef struct bus_part {
     char id[40];
     kw_mka *m;
-    uint64_t rng;      /* this participant's kw_random state */
+    uint64_t rng; /* this participant's kw_random state */
     kw_random rnd;
-    bool started;      /* kw_mka_start called since the last leave */
-    bool present;      /* registered with the server */
-    bool reg_pending;  /* a REGISTER event is scheduled */
-    bool auto_register; /* registers once it holds a key (the seed's PreJoin flow) */
+    bool started;        /* kw_mka_start called since the last leave */
+    bool present;        /* registered with the server */
+    bool reg_pending;    /* a REGISTER event is scheduled */
+    bool auto_register;  /* registers once it holds a key (the seed's PreJoin flow) */
+    bool muted;          /* its device vanished unnoticed: nothing in, nothing out */
+    bool register_first; /* registers right after starting, before it has a key */
     unsigned incarnation;
     int64_t joined_ms;
     int keys_seen;     /* KEY actions since the last reset of the counter */
     int failed_seen;   /* FAILED actions */
+    int64_t key_at;    /* time of the last KEY action */
+    int64_t failed_at; /* time of the last FAILED action */
     kw_media_key last_key;
 } bus_part;
 
 typedef struct bus {
     uint64_t rng;
     int64_t now;
-    int64_t max_delay;      /* Signal payloads: 0..max_delay ms */
+    int64_t max_delay; /* Signal payloads: min_delay..max_delay ms */
+    int64_t min_delay;
     int64_t server_delay;   /* server events: 0..server_delay ms, FIFO per recipient */
     int64_t register_delay; /* key -> register: 0..register_delay ms */
     bus_part p[BUS_MAX_PARTS];
@@ -86,8 +91,8 @@ typedef struct bus {
     bus_ev *ev;
     size_t nev, cap;
     int64_t fifo_at[BUS_MAX_PARTS];
-    uint64_t sent;   /* Signal payloads sent */
-    int unexpected;  /* inputs that returned an error they should not have */
+    uint64_t sent;  /* Signal payloads sent */
+    int unexpected; /* inputs that returned an error they should not have */
     int steps_exceeded;
 } bus;
 
@@ -170,12 +175,15 @@ static void bus_drain(bus *b, int i)
     while (kw_mka_next_action(p->m, &a)) {
         switch (a.type) {
         case KW_MKA_ACTION_SEND: {
+            if (p->muted)
+                break;
             int to = bus_find(b, a.to);
             if (to < 0) {
                 b->unexpected++;
                 break;
             }
-            bus_ev *e = bus_push(b, EV_SIGNAL, i, to, b->now + bus_uniform(&b->rng, b->max_delay));
+            int64_t delay = b->min_delay + bus_uniform(&b->rng, b->max_delay - b->min_delay);
+            bus_ev *e = bus_push(b, EV_SIGNAL, i, to, b->now + delay);
             memcpy(e->payload, a.payload, a.payload_len + 1);
             e->len = a.payload_len;
             b->sent++;
@@ -184,6 +192,7 @@ static void bus_drain(bus *b, int i)
         case KW_MKA_ACTION_KEY:
             p->last_key = a.key;
             p->keys_seen++;
+            p->key_at = b->now;
             if (p->auto_register && !p->present && !p->reg_pending) {
                 p->reg_pending = true;
                 bus_push(b, EV_REGISTER, i, i, b->now + bus_uniform(&b->rng, b->register_delay));
@@ -191,6 +200,7 @@ static void bus_drain(bus *b, int i)
             break;
         case KW_MKA_ACTION_FAILED:
             p->failed_seen++;
+            p->failed_at = b->now;
             if (a.error != KW_ERR_KEY_EXCHANGE_FAILED)
                 b->unexpected++;
             break;
@@ -198,6 +208,8 @@ static void bus_drain(bus *b, int i)
         kw_mka_action_wipe(&a);
     }
 }
+
+static void bus_register_later(bus *b, int i, int64_t delay);
 
 /* video:check-participants then kw_mka_start: the peers are who is registered now. */
 static kw_err bus_start(bus *b, int i)
@@ -211,6 +223,8 @@ static kw_err bus_start(bus *b, int i)
     if (rc == KW_OK)
         b->p[i].started = true;
     bus_drain(b, i);
+    if (rc == KW_OK && b->p[i].register_first && !b->p[i].present && !b->p[i].reg_pending)
+        bus_register_later(b, i, b->register_delay);
     return rc;
 }
 
@@ -268,6 +282,8 @@ static void bus_deliver(bus *b, bus_ev *e)
 {
     bus_part *to = &b->p[e->to];
     kw_err rc = KW_OK;
+    if (to->muted)
+        return;
     switch (e->kind) {
     case EV_SIGNAL:
         rc = kw_mka_receive(to->m, b->now, b->p[e->from].id, e->payload, e->len, NULL);
@@ -366,10 +382,10 @@ static bool bus_quiesce(bus *b)
 }
 
 /*
- * True when every present participant holds a key and all those keys are identical;
- * *out gets it (when someone is present).
+ * True when every present participant holds a key (or, with keyless_ok, every present
+ * participant that holds one) and all those keys are identical; *out gets it.
  */
-static bool bus_agree(const bus *b, kw_media_key *out)
+static bool bus_agree_some(const bus *b, bool keyless_ok, kw_media_key *out)
 {
     bool any = false;
     kw_media_key first, k;
@@ -377,8 +393,11 @@ static bool bus_agree(const bus *b, kw_media_key *out)
     for (int i = 0; i < b->np; i++) {
         if (!b->p[i].present)
             continue;
-        if (kw_mka_current_key(b->p[i].m, &k) != KW_OK)
+        if (kw_mka_current_key(b->p[i].m, &k) != KW_OK) {
+            if (keyless_ok)
+                continue;
             return false;
+        }
         if (!any)
             first = k;
         else if (kw_media_key_compare(&first, &k) != 0)
@@ -388,6 +407,11 @@ static bool bus_agree(const bus *b, kw_media_key *out)
     if (out)
         *out = first;
     return true;
+}
+
+static bool bus_agree(const bus *b, kw_media_key *out)
+{
+    return bus_agree_some(b, false, out);
 }
 
 #endif

@@ -59,11 +59,11 @@ static void test_sha256_abc(void)
     }
 }
 
-#define SHA512_ABC                                                                         \
-    "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c" \
+#define SHA512_ABC                                                                                 \
+    "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c"       \
     "23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
-#define SHA512_EMPTY                                                                       \
-    "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318" \
+#define SHA512_EMPTY                                                                               \
+    "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318"       \
     "d2877eec2f63b931bd47417a81a538327af927da3e"
 
 /* The Signal library calls final and then keeps updating the same context. */
@@ -148,16 +148,16 @@ static void test_hmac_sha256_streaming(void)
 /* ---- AES-128 CBC and CTR (NIST SP 800-38A F.2.1 and F.5.1) ---- */
 
 #define AES_KEY "2b7e151628aed2a6abf7158809cf4f3c"
-#define AES_PT                                                                             \
-    "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1" \
+#define AES_PT                                                                                     \
+    "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1"       \
     "191a0a52eff69f2445df4f9b17ad2b417be66c3710"
 #define CBC_IV "000102030405060708090a0b0c0d0e0f"
-#define CBC_CT                                                                             \
-    "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b273bed6b8e3c1743b7116e6" \
+#define CBC_CT                                                                                     \
+    "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b273bed6b8e3c1743b7116e6"       \
     "9e222295163ff1caa1681fac09120eca307586e1a7"
 #define CTR_IV "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"
-#define CTR_CT                                                                             \
-    "874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff5ae4df3edbd5d35e5b4f09" \
+#define CTR_CT                                                                                     \
+    "874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff5ae4df3edbd5d35e5b4f09"       \
     "020db03eab1e031dda2fbe03d1792170a0f3009cee"
 
 static void test_aes_cbc_nist(void)
@@ -229,17 +229,21 @@ static void test_aes_cbc_bad_padding_and_lengths(void)
     static const struct {
         size_t len;
         kw_err want;
-    } keys[] = {{0, KW_ERR_INVALID_ARGUMENT},  {15, KW_ERR_INVALID_ARGUMENT},
-                {16, KW_OK},                   {17, KW_ERR_INVALID_ARGUMENT},
-                {24, KW_OK},                   {31, KW_ERR_INVALID_ARGUMENT},
-                {32, KW_OK},                   {33, KW_ERR_INVALID_ARGUMENT}};
+    } keys[] = {{0, KW_ERR_INVALID_ARGUMENT},
+                {15, KW_ERR_INVALID_ARGUMENT},
+                {16, KW_OK},
+                {17, KW_ERR_INVALID_ARGUMENT},
+                {24, KW_OK},
+                {31, KW_ERR_INVALID_ARGUMENT},
+                {32, KW_OK},
+                {33, KW_ERR_INVALID_ARGUMENT}};
     uint8_t big_key[33] = {0};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         for (int mode = KW_AES_CBC; mode <= KW_AES_CTR; mode++) {
             out = NULL;
-            KWT_ERR(kw_aes((kw_aes_mode)mode, 1, big_key, keys[i].len, iv, nist, 16, &out,
-                           &out_len),
-                    keys[i].want);
+            KWT_ERR(
+                kw_aes((kw_aes_mode)mode, 1, big_key, keys[i].len, iv, nist, 16, &out, &out_len),
+                keys[i].want);
             KWT_CHECK((out != NULL) == (keys[i].want == KW_OK));
             free(out);
         }
@@ -336,20 +340,20 @@ static void test_pbkdf2_sha256_rfc7914(void)
 
 /* ---- AES-GCM (McGrew & Viega, "The Galois/Counter Mode of Operation", test cases) ---- */
 
-#define GCM_K3 "feffe9928665731c6d6a8f9467308308"
+#define GCM_K3  "feffe9928665731c6d6a8f9467308308"
 #define GCM_IV3 "cafebabefacedbaddecaf888"
-#define GCM_P3                                                                             \
-    "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e" \
+#define GCM_P3                                                                                     \
+    "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e"       \
     "2449a6b525b16aedf5aa0de657ba637b391aafd255"
-#define GCM_C3                                                                             \
-    "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a" \
+#define GCM_C3                                                                                     \
+    "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a"       \
     "5aac84aa051ba30b396a0aac973d58e091473f5985"
 
 static const struct {
     const char *name, *key, *iv, *aad, *pt, *ct, *tag;
 } gcm_cases[] = {
-    {"tc1 empty", "00000000000000000000000000000000", "000000000000000000000000", NULL, NULL,
-     NULL, "58e2fccefa7e3061367f1d57a4e7455a"},
+    {"tc1 empty", "00000000000000000000000000000000", "000000000000000000000000", NULL, NULL, NULL,
+     "58e2fccefa7e3061367f1d57a4e7455a"},
     {"tc2", "00000000000000000000000000000000", "000000000000000000000000", NULL,
      "00000000000000000000000000000000", "0388dace60b6a392f328c2b971b2fe78",
      "ab6e47d42cec13bdf53a67b21257bddf"},
@@ -415,8 +419,16 @@ static void test_gcm_tamper_rejected(void)
     kw_gcm *g = kw_gcm_new(key, kn);
     if (!KWT_CHECK(g != NULL))
         goto done;
-    enum { FLIP_TAG_FIRST, FLIP_TAG_LAST, FLIP_CT_FIRST, FLIP_CT_LAST, FLIP_AAD, FLIP_IV,
-           DROP_AAD, SHORT_CT };
+    enum {
+        FLIP_TAG_FIRST,
+        FLIP_TAG_LAST,
+        FLIP_CT_FIRST,
+        FLIP_CT_LAST,
+        FLIP_AAD,
+        FLIP_IV,
+        DROP_AAD,
+        SHORT_CT
+    };
     for (int what = FLIP_TAG_FIRST; what <= SHORT_CT; what++) {
         uint8_t t[16], ivb[12], ctb[64], ab[32], out[64];
         memcpy(t, tag, 16);
@@ -487,9 +499,9 @@ static void test_ct_memcmp_and_wipe(void)
         size_t len;
         int equal;
     } cases[] = {
-        {"abcdef", "abcdef", 6, 1}, {"abcdef", "xbcdef", 6, 0}, {"abcdef", "abcdex", 6, 0},
-        {"abcdef", "abcdex", 5, 1}, /* only len bytes count */
-        {"a", "b", 0, 1},           /* nothing to compare */
+        {"abcdef", "abcdef", 6, 1}, {"abcdef", "xbcdef", 6, 0},
+        {"abcdef", "abcdex", 6, 0}, {"abcdef", "abcdex", 5, 1}, /* only len bytes count */
+        {"a", "b", 0, 1},                                       /* nothing to compare */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int r = kw_ct_memcmp(cases[i].a, cases[i].b, cases[i].len);
@@ -549,14 +561,12 @@ static void test_signal_provider_random_key_and_signature(void)
         if (pub && signal_buffer_len(pub) == 33)
             check_hex(signal_buffer_data(pub), 33, PUB_OF_COUNTING, "public key");
         static const uint8_t msg[] = "signed pre-key bytes";
-        KWT_EQ(curve_calculate_signature(ctx, &sig, ec_key_pair_get_private(pair), msg,
-                                         sizeof msg),
+        KWT_EQ(curve_calculate_signature(ctx, &sig, ec_key_pair_get_private(pair), msg, sizeof msg),
                0);
         if (KWT_CHECK(sig != NULL && signal_buffer_len(sig) == 64)) {
             const ec_public_key *pk = ec_key_pair_get_public(pair);
             KWT_EQ(curve_verify_signature(pk, msg, sizeof msg, signal_buffer_data(sig), 64), 1);
-            KWT_EQ(curve_verify_signature(pk, msg, sizeof msg - 1, signal_buffer_data(sig), 64),
-                   0);
+            KWT_EQ(curve_verify_signature(pk, msg, sizeof msg - 1, signal_buffer_data(sig), 64), 0);
             signal_buffer_data(sig)[10] ^= 1;
             KWT_EQ(curve_verify_signature(pk, msg, sizeof msg, signal_buffer_data(sig), 64), 0);
         }
