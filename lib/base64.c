@@ -9,12 +9,14 @@ static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 
 size_t kw_base64_encoded_len(size_t n)
 {
+    if (n > (SIZE_MAX - 1) / 4 * 3) /* would not fit in size_t: no buffer is that big */
+        return SIZE_MAX - 1;
     return (n + 2) / 3 * 4;
 }
 
 kw_err kw_base64_encode(const uint8_t *in, size_t n, char *out, size_t out_size)
 {
-    if (out_size < kw_base64_encoded_len(n) + 1)
+    if (n > (SIZE_MAX - 1) / 4 * 3 || out_size < kw_base64_encoded_len(n) + 1)
         return KW_ERR_BUFFER_TOO_SMALL;
     size_t o = 0;
     size_t i = 0;

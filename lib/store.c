@@ -39,6 +39,8 @@ void kw_store_free(kw_store *s)
     free(s);
 }
 
+#define MEM_VALUE_MAX (1024L * 1024L)
+
 typedef struct mem_record {
     char *key;    /* owned */
     uint8_t *val; /* owned, wiped on drop */
@@ -84,7 +86,9 @@ static kw_err mem_get(void *ctx, const char *key, uint8_t **val, size_t *len)
 static kw_err mem_put(void *ctx, const char *key, const uint8_t *val, size_t len)
 {
     mem_store *m = ctx;
-    if (strlen(key) > KW_STORE_KEY_MAX)
+    size_t klen = strlen(key);
+    /* The same key and value limits as the file store, so code tested on memory holds. */
+    if (klen == 0 || klen > KW_STORE_KEY_MAX || len > MEM_VALUE_MAX)
         return KW_ERR_INVALID_ARGUMENT;
     uint8_t *copy = malloc(len ? len : 1);
     if (copy == NULL)

@@ -199,6 +199,9 @@ void kw_mka_free(kw_mka *m);
  * us (they outrank us for rotation). No peers: a fresh epoch-0 key is created (a KEY
  * action); else a request goes to the longest-present peer (a SEND action) and the state
  * is KW_MKA_REQUESTING with a deadline of now_ms + KW_MKA_REQUEST_TIMEOUT_MS.
+ * Pass the peers that can answer: those with hasE2EEKey when the server reports it. A peer
+ * still waiting for a key answers "unavailable", and if every key holder has left, asking
+ * only keyless peers ends in KW_MKA_FAILED; with no key holder listed, we create the key.
  * Returns KW_OK; KW_ERR_STATE (not IDLE or FAILED, or the action queue is full);
  * KW_ERR_INVALID_ARGUMENT (n > KW_MKA_PEERS_MAX, a bad or duplicate id, our own id, a
  * joined_ms out of range, now_ms < 0); KW_ERR_NOMEM; rnd's error. On error nothing changed.

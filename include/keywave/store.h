@@ -20,7 +20,11 @@
 
 #include "keywave/err.h"
 
-/* Longest key accepted by any store, in bytes, without the NUL. */
+/*
+ * Longest key accepted by any store, in bytes, without the NUL. Every store accepts keys of
+ * 1..KW_STORE_KEY_MAX printable ASCII bytes (what the library makes); a store may refuse
+ * other keys with KW_ERR_INVALID_ARGUMENT (put) or treat them as absent (get, del).
+ */
 #define KW_STORE_KEY_MAX 200
 
 typedef struct kw_store_ops {
@@ -29,7 +33,11 @@ typedef struct kw_store_ops {
      * may hold a secret) and *len set; KW_ERR_NOT_FOUND when absent; KW_ERR_STORE/IO.
      */
     kw_err (*get)(void *ctx, const char *key, uint8_t **val, size_t *len);
-    /* Creates or atomically replaces key with val[0..len). val is borrowed. */
+    /*
+     * Creates or atomically replaces key with val[0..len). val is borrowed. Returns KW_OK,
+     * KW_ERR_INVALID_ARGUMENT (empty or unrepresentable key, value over 1 MiB), KW_ERR_IO,
+     * KW_ERR_NOMEM.
+     */
     kw_err (*put)(void *ctx, const char *key, const uint8_t *val, size_t len);
     /* Removes key; KW_OK also when it was absent. */
     kw_err (*del)(void *ctx, const char *key);
