@@ -16,7 +16,7 @@
 #include "keywave/base64.h"
 #include "keywave/session.h"
 
-#define GROUP_ID_MAX        128
+#define GROUP_ID_MAX 128
 
 static kw_err group_check(const char *group_id, kw_error *err)
 {
@@ -152,7 +152,7 @@ kw_err kw_group_encrypt(kw_identity *id, const char *group_id, const uint8_t *pt
     if (rc != KW_OK)
         return rc;
     if (len > KW_MESSAGE_PLAINTEXT_MAX)
-        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "plaintext: over %d bytes",
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "plaintext: over %zu bytes",
                             KW_MESSAGE_PLAINTEXT_MAX);
     if (!has_sender_key(id, &n))
         return kw_error_set(err, KW_ERR_NO_SENDER_KEY, "no own sender key for this group");

@@ -116,7 +116,7 @@ kw_err kw_session_encrypt(kw_identity *id, const char *name, uint32_t device_id,
     if (rc != KW_OK)
         return rc;
     if (len > KW_MESSAGE_PLAINTEXT_MAX)
-        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "plaintext: over %d bytes",
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "plaintext: over %zu bytes",
                             KW_MESSAGE_PLAINTEXT_MAX);
     if (signal_protocol_session_contains_session(id->sc, &a) != 1)
         return kw_error_set(err, KW_ERR_NO_SESSION, "no session with %s.%u", name, device_id);
@@ -142,7 +142,7 @@ static kw_err decode_body(const char *body, uint8_t **raw, size_t *raw_len, kw_e
 {
     size_t n = strlen(body);
     if (n == 0 || n > KW_MESSAGE_BODY_MAX)
-        return kw_error_set(err, KW_ERR_INVALID_MESSAGE, "body: empty or over %d bytes",
+        return kw_error_set(err, KW_ERR_INVALID_MESSAGE, "body: empty or over %zu bytes",
                             KW_MESSAGE_BODY_MAX);
     *raw = malloc(n / 4 * 3 + 3);
     if (*raw == NULL)

@@ -22,8 +22,8 @@
 
 /* Limits shared by 1:1 and group messages, so that whatever one side can encrypt the
  * other can decrypt: plaintext at most 256 KiB, a base64 body at most 512 KiB. */
-#define KW_MESSAGE_PLAINTEXT_MAX (256 * 1024)
-#define KW_MESSAGE_BODY_MAX      (512 * 1024)
+#define KW_MESSAGE_PLAINTEXT_MAX ((size_t)256 * 1024)
+#define KW_MESSAGE_BODY_MAX      ((size_t)512 * 1024)
 
 /*
  * Starts a session with (name, device_id) from a validated bundle (X3DH). Replaces an

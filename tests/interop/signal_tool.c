@@ -40,8 +40,8 @@
 #include "crypto.h" /* kw_wipe */
 
 #define TOOL_MAX_IDENTITIES 32
-#define TOOL_LINE_MAX       (1024 * 1024) /* longest request line */
-#define TOOL_PLAINTEXT_MAX  (64 * 1024)   /* longest plaintext accepted by encrypt */
+#define TOOL_LINE_MAX       ((size_t)1024 * 1024) /* longest request line */
+#define TOOL_PLAINTEXT_MAX  ((size_t)64 * 1024)   /* longest plaintext accepted by encrypt */
 
 typedef struct tool_identity {
     char name[KW_NAME_MAX + 1]; /* "" = free slot */
@@ -509,7 +509,7 @@ int main(void)
         if (n == 0)
             continue; /* blank lines are ignored */
         json_t *out;
-        if (n > TOOL_LINE_MAX) {
+        if ((size_t)n > TOOL_LINE_MAX) {
             answer a = {.out = json_object()};
             out = a.out;
             if (out != NULL) {
