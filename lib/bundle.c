@@ -13,6 +13,7 @@
 #include <session_pre_key.h>
 
 #include "identity_internal.h"
+#include "json_strict.h"
 #include "keywave/base64.h"
 
 /* Signal registration ids are 14-bit (libsignal key_helper without extended range). */
@@ -77,22 +78,6 @@ static kw_err int_field(json_t *obj, const char *field, const char *path, uint32
     return KW_OK;
 }
 
-/* Rejects fields not in allowed (a NULL-terminated list). */
-static kw_err only_fields(json_t *obj, const char *const *allowed, const char *path, kw_error *err)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        int known = 0;
-        for (const char *const *a = allowed; *a; a++)
-            known |= strcmp(*a, key) == 0;
-        if (!known)
-            return kw_error_set(err, KW_ERR_UNKNOWN_FIELD, "%s: unknown field", path);
-    }
-    return KW_OK;
-}
-
 static kw_err owner_field(json_t *root, kw_bundle *b, kw_error *err)
 {
     json_t *user = json_object_get(root, "user_id");
@@ -131,7 +116,7 @@ static kw_err parse_signed(json_t *root, kw_bundle *b, kw_error *err)
     json_t *spk = json_object_get(root, "signed_pre_key");
     if (!json_is_object(spk))
         return kw_error_set(err, KW_ERR_JSON, "signed_pre_key: missing or not an object");
-    kw_err rc = only_fields(spk, fields, "signed_pre_key", err);
+    kw_err rc = kw_json_only_fields(spk, fields, "signed_pre_key", err);
     if (rc == KW_OK)
         rc = int_field(spk, "id", "signed_pre_key.id", 0, KW_PREKEY_ID_MAX, &b->signed_pre_key_id,
                        err);
@@ -155,7 +140,7 @@ static kw_err parse_one_time(json_t *root, kw_bundle *b, kw_error *err)
     if (!json_is_object(otk))
         return kw_error_set(err, KW_ERR_JSON, "one_time_pre_key: not an object or null");
     b->has_one_time_pre_key = 1;
-    kw_err rc = only_fields(otk, fields, "one_time_pre_key", err);
+    kw_err rc = kw_json_only_fields(otk, fields, "one_time_pre_key", err);
     if (rc == KW_OK)
         rc = int_field(otk, "id", "one_time_pre_key.id", 0, KW_PREKEY_ID_MAX,
                        &b->one_time_pre_key_id, err);
@@ -172,7 +157,7 @@ static kw_err parse_root(json_t *root, kw_bundle *b, kw_error *err)
         "identity_key", "signed_pre_key", "one_time_pre_key", NULL};
     if (!json_is_object(root))
         return kw_error_set(err, KW_ERR_JSON, "bundle: not a JSON object");
-    kw_err rc = only_fields(root, fields, "bundle", err);
+    kw_err rc = kw_json_only_fields(root, fields, "bundle", err);
     if (rc == KW_OK)
         rc = owner_field(root, b, err);
     if (rc == KW_OK)

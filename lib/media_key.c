@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "crypto.h"
+#include "json_strict.h"
 #include "keywave/base64.h"
 
 #define REQUEST_ID_RANDOM_BYTES 16 /* our request ids: 32 hex characters */
@@ -177,22 +178,6 @@ kw_err kw_mka_msg_encode(const kw_mka_msg *msg, char *out, size_t out_size, size
     return KW_OK;
 }
 
-/* Rejects fields not in allowed (NULL-terminated). */
-static kw_err only_fields(json_t *obj, const char *const *allowed, kw_error *err)
-{
-    const char *name;
-    json_t *v;
-    json_object_foreach(obj, name, v)
-    {
-        bool known = false;
-        for (const char *const *a = allowed; *a; a++)
-            known = known || strcmp(*a, name) == 0;
-        if (!known)
-            return kw_error_set(err, KW_ERR_UNKNOWN_FIELD, "media key payload: unknown field");
-    }
-    return KW_OK;
-}
-
 /* request_id: a hex string, or (null_ok) JSON null giving "". */
 static kw_err parse_request_id(json_t *root, bool null_ok, char out[KW_MKA_REQUEST_ID_MAX + 1],
                                kw_error *err)
@@ -300,7 +285,8 @@ static kw_err parse_root(json_t *root, kw_mka_msg *out, kw_error *err)
         return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "type: unknown value");
 
     bool is_key = out->type == KW_MKA_MSG_KEY;
-    kw_err rc = only_fields(root, is_key ? key_fields : short_fields, err);
+    kw_err rc =
+        kw_json_only_fields(root, is_key ? key_fields : short_fields, "media key payload", err);
     if (rc == KW_OK)
         rc = parse_request_id(root, is_key, out->request_id, err);
     if (rc != KW_OK || !is_key)
