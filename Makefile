@@ -29,6 +29,8 @@ LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIBKW      := $(BUILD)/libkeywave.a
 SERVER_SRC := $(sort $(wildcard server/*.c))
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+# Server code without main(), linked into the server's unit tests (tests/unit/test_srv_*.c).
+SERVER_LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(SERVER_OBJ))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 INTEG_SRC  := $(sort $(wildcard tests/integration/test_*.c))
@@ -62,6 +64,10 @@ $(BUILD)/keywaved: $(SERVER_OBJ) $(LIBKW)
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/kwtest.h $(LIBKW)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LIB_CFLAGS) -Itests/unit $(LDFLAGS) $< $(LIBKW) -o $@ $(LIB_LIBS)
+
+$(BUILD)/tests/test_srv_%: tests/unit/test_srv_%.c tests/unit/kwtest.h $(SERVER_LIB_OBJ) $(LIBKW)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LIB_CFLAGS) $(SERVER_CFLAGS) -Iserver -Itests/unit $(LDFLAGS) $< $(SERVER_LIB_OBJ) $(LIBKW) -o $@ $(SERVER_LIBS) $(LIB_LIBS)
 
 $(BUILD)/tests/%: tests/integration/%.c tests/unit/kwtest.h $(LIBKW)
 	@mkdir -p $(@D)

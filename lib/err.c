@@ -72,6 +72,48 @@ const char *kw_err_name(kw_err code)
         return "legacy_message";
     case KW_ERR_INVALID_VERSION:
         return "invalid_version";
+    case KW_ERR_MISSING_AUTH_HEADERS:
+        return "missing_auth_headers";
+    case KW_ERR_INVALID_AUTH_HEADERS:
+        return "invalid_auth_headers";
+    case KW_ERR_REQUEST_EXPIRED:
+        return "request_expired";
+    case KW_ERR_UNKNOWN_CLIENT:
+        return "no_session";
+    case KW_ERR_SESSION_EXPIRED:
+        return "session_expired";
+    case KW_ERR_AUTH_SIGNATURE:
+        return "invalid_signature";
+    case KW_ERR_DUPLICATE_REQUEST:
+        return "duplicate_request";
+    case KW_ERR_UNAUTHORIZED:
+        return "unauthorized";
+    case KW_ERR_RATE_LIMITED:
+        return "rate_limited";
+    case KW_ERR_CONFLICT:
+        return "conflict";
+    case KW_ERR_ALREADY_ADMITTED:
+        return "already_admitted";
+    case KW_ERR_ALREADY_DECLINED:
+        return "already_declined";
+    case KW_ERR_NO_HOST_PRESENT:
+        return "no_host_present";
+    case KW_ERR_UNKNOWN_INVITATION:
+        return "unknown_invitation";
+    case KW_ERR_INVITATION_EXPIRED:
+        return "invitation_expired";
+    case KW_ERR_INVITATION_REVOKED:
+        return "invitation_revoked";
+    case KW_ERR_INVITATION_EXHAUSTED:
+        return "invitation_exhausted";
+    case KW_ERR_NOT_PRESENT:
+        return "not_present";
+    case KW_ERR_PAYLOAD_TOO_LARGE:
+        return "payload_too_large";
+    case KW_ERR_METHOD_NOT_ALLOWED:
+        return "method_not_allowed";
+    case KW_ERR_NOT_CONFIGURED:
+        return "not_configured";
     }
     return "unknown_error";
 }
@@ -141,6 +183,48 @@ const char *kw_strerror(kw_err code)
         return "The message uses an older protocol version.";
     case KW_ERR_INVALID_VERSION:
         return "The message uses an unknown protocol version.";
+    case KW_ERR_MISSING_AUTH_HEADERS:
+        return "A request-signing header is missing.";
+    case KW_ERR_INVALID_AUTH_HEADERS:
+        return "A request-signing header is malformed.";
+    case KW_ERR_REQUEST_EXPIRED:
+        return "The request timestamp is more than 5 minutes off.";
+    case KW_ERR_UNKNOWN_CLIENT:
+        return "No device session has that client id.";
+    case KW_ERR_SESSION_EXPIRED:
+        return "The device session has expired.";
+    case KW_ERR_AUTH_SIGNATURE:
+        return "The request signature does not verify.";
+    case KW_ERR_DUPLICATE_REQUEST:
+        return "The request nonce was already used.";
+    case KW_ERR_UNAUTHORIZED:
+        return "Authentication is missing or unknown.";
+    case KW_ERR_RATE_LIMITED:
+        return "Too many requests; retry later.";
+    case KW_ERR_CONFLICT:
+        return "The request conflicts with stored state.";
+    case KW_ERR_ALREADY_ADMITTED:
+        return "The guest was already admitted.";
+    case KW_ERR_ALREADY_DECLINED:
+        return "The guest was already declined.";
+    case KW_ERR_NO_HOST_PRESENT:
+        return "No member of the meeting is present.";
+    case KW_ERR_UNKNOWN_INVITATION:
+        return "No invitation has that token.";
+    case KW_ERR_INVITATION_EXPIRED:
+        return "The invitation has expired.";
+    case KW_ERR_INVITATION_REVOKED:
+        return "The invitation was revoked.";
+    case KW_ERR_INVITATION_EXHAUSTED:
+        return "The invitation has been used up.";
+    case KW_ERR_NOT_PRESENT:
+        return "That device is not present in the meeting.";
+    case KW_ERR_PAYLOAD_TOO_LARGE:
+        return "The request body is too large.";
+    case KW_ERR_METHOD_NOT_ALLOWED:
+        return "That method is not allowed on this path.";
+    case KW_ERR_NOT_CONFIGURED:
+        return "The server is not configured for this.";
     }
     return "Unknown error.";
 }

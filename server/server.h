@@ -15,6 +15,7 @@
 #include "keywave/err.h"
 
 struct kw_http; /* the lws context and listener; private to http_lws.c */
+struct kw_db;   /* the storage interface (db.h) */
 
 typedef struct kw_server {
     /* Configuration */
@@ -22,6 +23,9 @@ typedef struct kw_server {
 
     /* Listeners */
     struct kw_http *http; /* owned; NULL until kw_http_start succeeds */
+
+    /* Storage */
+    struct kw_db *db; /* owned; opened by main() before listening (db.h) */
 
     /* Counters (since start) */
     uint64_t http_requests; /* HTTP responses completed */
