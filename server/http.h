@@ -82,6 +82,7 @@ typedef struct kw_response {
 } kw_response;
 
 struct kw_server;
+struct json_t; /* jansson's json_t: handlers build replies with jansson */
 
 /*
  * One handler signature for every route. The caller's identity is already checked and in
@@ -109,10 +110,48 @@ unsigned kw_http_status(kw_err code);
 /* Sets res to status with a copy of the JSON text json (body owned by res). */
 kw_err kw_response_json(kw_response *res, unsigned status, const char *json);
 
-/* Sets res to {error, detail} for code with kw_http_status(code). */
+/*
+ * Sets res to {error, detail} for code with kw_http_status(code). detail NULL or "" means
+ * kw_strerror(code); bytes outside printable ASCII become '?'. retry_after_s, location
+ * and allow are kept (a 429 keeps its Retry-After); any previous body is freed.
+ */
 kw_err kw_response_error(kw_response *res, kw_err code, const char *detail);
 
 /* Frees the body. */
 void kw_response_free(kw_response *res);
+
+/* ---- additions (http_response.c) ------------------------------------------------------ */
+
+/* Content types the helpers below set (static strings). */
+#define KW_CONTENT_TYPE_JSON "application/json"
+#define KW_CONTENT_TYPE_HTML "text/html; charset=utf-8"
+#define KW_CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
+
+/* Sets res to an empty 200 response (what the router hands a handler). */
+void kw_response_init(kw_response *res);
+
+/*
+ * Sets res to status with obj (a jansson json_t) serialised as compact JSON. Takes obj:
+ * its reference is dropped on every path, success or not, so
+ * `return kw_response_take_json(res, 201, json_pack(...));` is safe even when json_pack
+ * returned NULL. Any previous body is freed.
+ * Errors: KW_ERR_NOMEM (obj NULL or serialising failed; res keeps no body).
+ */
+kw_err kw_response_take_json(kw_response *res, unsigned status, struct json_t *obj);
+
+/*
+ * Sets res to status with a copy of len bytes of body and the given content type
+ * (static; NULL means application/json). Any previous body is freed. Errors: KW_ERR_NOMEM.
+ */
+kw_err kw_response_bytes(kw_response *res, unsigned status, const char *content_type,
+                         const void *body, size_t len);
+
+/*
+ * Sets res to an HTML page: a copy of len bytes of html, text/html; charset=utf-8, and
+ * res->html = 1 so the Content-Security-Policy of DESIGN.md section 10 and
+ * Referrer-Policy: no-referrer go with it. Errors: KW_ERR_NOMEM.
+ */
+kw_err kw_response_html(kw_response *res, unsigned status, const char *html,
+                        size_t len);
 
 #endif

@@ -2,86 +2,130 @@
  * http_lws.c — the thin adapter between libwebsockets and keywaved; the only file that
  * includes libwebsockets.h.
  *
- * It owns the lws context and the listening vhost, turns lws callbacks into a reply
- * held in the connection's per-session block, and sends that reply from the WRITEABLE
- * callback only (headers in one callback, body in the next: one lws_write each, as lws
- * requires). For now the only route is GET /healthz; the routing table of the full HTTP
- * layer replaces answer() below and keeps the rest of this file.
+ * One lws callback switch turns a request into a kw_request (router.h takes it from
+ * there) and sends the kw_response back from the WRITEABLE callback only: the status and
+ * headers in one callback, then the body in slices of SLICE_BYTES, one lws_write per
+ * callback, so a large reply to a slow reader never blocks the loop.
+ *
+ * Memory per connection: the per-session block is one pointer. A transaction (http_txn:
+ * the request's strings, its body, the reply) is allocated when the request headers are
+ * complete and freed when the reply is out or the connection goes; the body buffer only
+ * exists while a request has a body, and never grows past KW_HTTP_BODY_MAX (INV-11).
+ *
+ * What lws 4.1 hands over, and what req->path, req->query and req->target therefore are:
+ * lws decodes %XX escapes in the request target and normalises the path ("//" -> "/",
+ * "/./" -> "/", "/x/../" -> "/"); the raw bytes are not kept anywhere. The query comes
+ * as decoded fragments split at '&' and ';', with '+' turned into a space and an escaped
+ * '=' in a name turned into '_'. So req->path is the path lws gives, percent-encoded
+ * again in one canonical way (every byte outside RFC 3986 unreserved, sub-delims, ':',
+ * '@' and '/' as upper-case %XX), and req->query the fragments joined with '&', each
+ * encoded the same way except that '=' stays and '&', ';', '+' and space are escaped.
+ * A client that sends ids made of unreserved characters and writes no needless escapes
+ * sends exactly this form, so what it signed is what the server verifies; any other
+ * spelling of the same target fails the signature check (401) instead of being accepted.
+ * A "%2F" becomes a segment separator. Requests lws cannot parse (unknown method,
+ * malformed escape, absolute-form target, header block over 4 KiB) it answers itself
+ * with 403 and a small HTML page, before any keywave code runs.
+ *
+ * lws 4.1 does not decode a chunked request body on its own; this file does, and closes
+ * the connection after answering such a request (lws would read what follows the last
+ * chunk as more body). TLS offers only http/1.1 in ALPN, so every request takes this path.
  */
 #include "server.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
-#include <jansson.h>
 #include <libwebsockets.h>
 
+#include "http.h"
 #include "log.h"
+#include "router.h"
 
 /* Wake the loop this often, so a stop flag set by a signal handler is seen promptly. */
 #define TICK_US (1 * LWS_USEC_PER_SEC)
-/* A reply body built here: a small JSON object. */
-#define BODY_MAX 256
-/* Longest path quoted back in an error detail. */
-#define DETAIL_PATH_MAX 64
-/* Longest path kept for the access log. */
-#define LOG_PATH_MAX 128
+/* While draining, wake more often so the deadline is kept closely. */
+#define DRAIN_TICK_US (50 * LWS_USEC_PER_SEC / 1000)
+/* Body bytes per lws_write: a few KiB keeps one callback short and the loop fair. */
+#define SLICE_BYTES 4096
+/* Status line and the headers added here (the canned ones are added by lws). */
+#define HEADERS_MAX 2048
+/* First allocation for a chunked body; it doubles up to KW_HTTP_BODY_MAX. */
+#define CHUNKED_INITIAL 4096
+/* The Content-Security-Policy with the longest LiveKit origin config.c allows. */
+#define CSP_MAX    512
+#define ORIGIN_MAX 200
+
+/* ---- the HTTP layer's own state -------------------------------------------------- */
 
 struct kw_http {
     struct lws_context *context; /* owned */
     struct lws_vhost *vhost;     /* owned by context */
     lws_sorted_usec_list_t tick; /* periodic wake-up, cancelled in kw_http_stop */
+    bool draining;               /* kw_http_drain: no new connections, no keep-alive */
+    char csp[CSP_MAX];           /* Content-Security-Policy value */
+    struct lws_protocol_vhost_options headers[4]; /* canned headers on every response */
 };
 
-typedef enum reply_state {
-    REPLY_NONE = 0, /* nothing queued: a WRITEABLE callback now is spurious */
-    REPLY_HEADERS,  /* status and headers to send next */
-    REPLY_BODY,     /* body to send next */
-} reply_state;
+/* ---- one request ----------------------------------------------------------------- */
 
-/*
- * Per-connection state, allocated and zeroed by lws (protocol table below) and reset for
- * each request on a kept-alive connection. Fixed-size, no pointers to free.
- */
+typedef enum phase {
+    PHASE_READING = 0, /* request headers parsed, body still arriving */
+    PHASE_HEADERS,     /* reply queued: status line and headers next */
+    PHASE_BODY,        /* reply body slices next */
+    PHASE_FLUSH,       /* reply written, lws still holds some of it; close once flushed */
+} phase;
+
+/* Incremental decoder of a chunked body (RFC 9112 section 7.1). */
+typedef enum chunk_state {
+    CHUNK_SIZE = 0,     /* hex digits of a chunk size */
+    CHUNK_EXT,          /* chunk extension up to CR: ignored */
+    CHUNK_SIZE_LF,      /* LF after the size line */
+    CHUNK_DATA,         /* data bytes */
+    CHUNK_DATA_CR,      /* CR after the data */
+    CHUNK_DATA_LF,      /* LF after the data */
+    CHUNK_TRAILER,      /* start of a trailer line (or of the final empty line) */
+    CHUNK_TRAILER_LINE, /* inside a trailer line */
+    CHUNK_TRAILER_LF,   /* LF ending a trailer line */
+    CHUNK_FINAL_LF,     /* LF of the final empty line */
+    CHUNK_DONE,
+} chunk_state;
+
+typedef struct http_txn {
+    kw_server *srv; /* borrowed */
+    phase phase;
+    bool head;        /* HEAD: send the headers only */
+    bool close_after; /* close the connection once the reply is out */
+    bool chunked;     /* the body comes chunked */
+    int64_t started_us;
+
+    /* Request */
+    kw_request req;
+    uint8_t *body;        /* owned; NULL while there is no body */
+    size_t body_cap;      /* allocated bytes of body */
+    size_t body_expected; /* Content-Length; 0 when chunked */
+    chunk_state chunk;
+    size_t chunk_left;    /* data bytes left in the current chunk */
+    unsigned completions; /* BODY_COMPLETION callbacks seen (see on_body_complete) */
+    unsigned chunk_digits;
+
+    /* Reply */
+    kw_response res;
+    kw_dispatch dispatch;
+    size_t sent; /* body bytes written */
+
+    char text[]; /* the request's strings (path, query, target, header values) */
+} http_txn;
+
+/* Per connection: just the transaction under way, so an idle socket costs 8 bytes here. */
 typedef struct http_session {
-    int64_t started_us;      /* CLOCK_MONOTONIC when the request headers were complete */
-    int method;              /* LWSHUMETH_*, or -1 when lws reports none */
-    char path[LOG_PATH_MAX]; /* request path (no query string), cut for the log */
-    bool awaiting_body;      /* reply only after the request body has been read */
-    bool head;               /* HEAD: send headers only */
-    reply_state state;
-    unsigned status;     /* HTTP status of the reply */
-    const char *allow;   /* value of an Allow header (405), or NULL; static */
-    char body[BODY_MAX]; /* JSON reply body */
-    size_t body_len;
+    http_txn *txn; /* owned; NULL between requests */
 } http_session;
-
-static const char *method_name(int method)
-{
-    switch (method) {
-    case LWSHUMETH_GET:
-        return "GET";
-    case LWSHUMETH_POST:
-        return "POST";
-    case LWSHUMETH_OPTIONS:
-        return "OPTIONS";
-    case LWSHUMETH_PUT:
-        return "PUT";
-    case LWSHUMETH_PATCH:
-        return "PATCH";
-    case LWSHUMETH_DELETE:
-        return "DELETE";
-    case LWSHUMETH_CONNECT:
-        return "CONNECT";
-    case LWSHUMETH_HEAD:
-        return "HEAD";
-    default:
-        return "OTHER";
-    }
-}
 
 static int64_t monotonic_us(void)
 {
@@ -91,174 +135,711 @@ static int64_t monotonic_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static int64_t wall_clock_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static kw_server *server_of(struct lws *wsi)
 {
     return lws_context_user(lws_get_context(wsi));
 }
 
-/*
- * Fills the reply with `{"error": token, "detail": detail}`. detail must be valid UTF-8
- * (callers pass fixed text or input already reduced to printable ASCII).
- */
-static void reply_error(http_session *s, unsigned status, const char *token, const char *detail)
+static void txn_free(http_txn *t)
 {
-    s->status = status;
-    json_t *obj = json_pack("{s:s, s:s}", "error", token, "detail", detail);
-    size_t n = obj ? json_dumpb(obj, s->body, sizeof s->body, JSON_COMPACT) : 0;
-    json_decref(obj);
-    if (n == 0 || n > sizeof s->body) {
-        /* Cannot happen for the short texts above; still answer something well-formed. */
-        n = (size_t)snprintf(s->body, sizeof s->body,
-                             "{\"error\":\"internal\",\"detail\":\"Internal error.\"}");
-        s->status = 500;
-    }
-    s->body_len = n;
-}
-
-static void reply_json(http_session *s, unsigned status, const char *json)
-{
-    s->status = status;
-    s->body_len = (size_t)snprintf(s->body, sizeof s->body, "%s", json);
-}
-
-/*
- * Decides the reply to one request. Temporary: a single route, until the routing table
- * of the HTTP layer takes over (it will match the route before any authentication, so an
- * unknown path stays a 404 for everyone).
- */
-static void answer(http_session *s)
-{
-    if (strcmp(s->path, "/healthz") == 0) {
-        /* HEAD is GET without the body (RFC 9110 §9.3.2); monitors use either. */
-        if (s->method == LWSHUMETH_GET || s->method == LWSHUMETH_HEAD) {
-            reply_json(s, 200, "{\"status\":\"ok\"}");
-        } else {
-            reply_error(s, 405, "method_not_allowed", "/healthz only answers GET and HEAD.");
-            s->allow = "GET, HEAD";
-        }
+    if (t == NULL)
         return;
-    }
-    /* Quote the path back without control or non-ASCII bytes, shortened. */
-    char shown[DETAIL_PATH_MAX + 4];
-    size_t n = 0;
-    for (const char *p = s->path; *p != '\0' && n < DETAIL_PATH_MAX; p++) {
-        char c = *p;
-        if (c <= 0x20 || c >= 0x7f)
-            c = '?';
-        shown[n++] = c;
-    }
-    shown[n] = '\0';
-    if (strlen(s->path) > DETAIL_PATH_MAX)
-        snprintf(shown + n, sizeof shown - n, "...");
-    char detail[KW_DETAIL_MAX];
-    snprintf(detail, sizeof detail, "No route for %s.", shown);
-    reply_error(s, 404, "not_found", detail);
+    if (t->srv->http_in_flight > 0)
+        t->srv->http_in_flight--;
+    free(t->body);
+    kw_response_free(&t->res);
+    free(t);
 }
 
-static void queue_reply(struct lws *wsi, http_session *s)
+static void session_end_txn(http_session *s)
 {
-    answer(s);
-    s->state = REPLY_HEADERS;
+    if (s != NULL) {
+        txn_free(s->txn);
+        s->txn = NULL;
+    }
+}
+
+/* ---- canonical percent-encoding (see the top of this file) ------------------------ */
+
+static bool is_unreserved(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+static bool keep_in_path(unsigned char c)
+{
+    return is_unreserved(c) || (c != 0 && strchr("!$&'()*+,;=:@/", c) != NULL);
+}
+
+static bool keep_in_query(unsigned char c)
+{
+    return is_unreserved(c) || (c != 0 && strchr("!$'()*,:@/?=", c) != NULL);
+}
+
+/* Appends n bytes of s to out, escaping what keep() rejects; returns the new end. */
+static char *encode(char *out, const char *s, size_t n, bool (*keep)(unsigned char))
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (keep(c)) {
+            *out++ = (char)c;
+        } else {
+            *out++ = '%';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        }
+    }
+    return out;
+}
+
+/* ---- reading the request ------------------------------------------------------------ */
+
+static kw_method method_of(int lws_method, const char **name)
+{
+    switch (lws_method) {
+    case LWSHUMETH_GET:
+        *name = "GET";
+        return KW_GET;
+    case LWSHUMETH_POST:
+        *name = "POST";
+        return KW_POST;
+    case LWSHUMETH_PUT:
+        *name = "PUT";
+        return KW_PUT;
+    case LWSHUMETH_PATCH:
+        *name = "PATCH";
+        return KW_PATCH;
+    case LWSHUMETH_DELETE:
+        *name = "DELETE";
+        return KW_DELETE;
+    case LWSHUMETH_HEAD:
+        *name = "HEAD";
+        return KW_HEAD;
+    case LWSHUMETH_OPTIONS:
+        *name = "OPTIONS";
+        return KW_OTHER_METHOD;
+    case LWSHUMETH_CONNECT:
+        *name = "CONNECT";
+        return KW_OTHER_METHOD;
+    default:
+        *name = "OTHER";
+        return KW_OTHER_METHOD;
+    }
+}
+
+/* The headers kept for handlers: lws token or custom name, and where the value goes. */
+typedef struct header_spec {
+    int token;          /* lws token, or -1 for a custom header */
+    const char *custom; /* lower-case name with ':' */
+    size_t offset;      /* of the const char * in kw_request */
+} header_spec;
+
+static const header_spec wanted_headers[] = {
+    {-1, "x-client-id:", offsetof(kw_request, client_id)},
+    {-1, "x-timestamp:", offsetof(kw_request, timestamp)},
+    {-1, "x-nonce:", offsetof(kw_request, nonce)},
+    {-1, "x-signature:", offsetof(kw_request, signature)},
+    {WSI_TOKEN_HTTP_AUTHORIZATION, NULL, offsetof(kw_request, authorization)},
+    {WSI_TOKEN_HTTP_ACCEPT, NULL, offsetof(kw_request, accept)},
+};
+#define N_WANTED (sizeof wanted_headers / sizeof wanted_headers[0])
+
+static int header_length(struct lws *wsi, const header_spec *h)
+{
+    if (h->token < 0)
+        return lws_hdr_custom_length(wsi, h->custom, (int)strlen(h->custom));
+    return lws_hdr_total_length(wsi, (enum lws_token_indexes)h->token);
+}
+
+/*
+ * The query fragments lws holds. lws_hdr_fragment_length cannot tell an empty fragment
+ * from a missing one, but the total length is the fragments plus one separator between
+ * each two, which gives the count.
+ */
+static int query_fragments(struct lws *wsi)
+{
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    if (total <= 0)
+        return 0; /* no query, or one empty fragment: the same "" */
+    int sum = 0;
+    for (int i = 0; i < 64; i++) {
+        sum += lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (sum + i == total)
+            return i + 1;
+        if (sum + i > total)
+            break;
+    }
+    return -1;
+}
+
+/*
+ * Builds the transaction for a request whose headers are complete: copies and encodes
+ * path, query and target, copies the wanted headers. NULL when out of memory or when lws
+ * holds no request line.
+ */
+static http_txn *txn_new(struct lws *wsi, kw_server *srv)
+{
+    char *uri = NULL;
+    int uri_len = 0;
+    int m = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
+    if (m < 0 || uri == NULL || uri_len < 0)
+        return NULL;
+    int n_frags = query_fragments(wsi);
+    if (n_frags < 0)
+        return NULL;
+
+    /* Room: each byte may triple when encoded; one NUL per string. */
+    size_t query_raw = 0;
+    for (int i = 0; i < n_frags; i++)
+        query_raw += (size_t)lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) + 1;
+    size_t path_cap = 3 * (size_t)uri_len + 1, query_cap = 3 * query_raw + 1;
+    size_t cap = path_cap + query_cap + path_cap + query_cap + 1;
+    int lens[N_WANTED];
+    for (size_t i = 0; i < N_WANTED; i++) {
+        lens[i] = header_length(wsi, &wanted_headers[i]);
+        if (lens[i] >= 0)
+            cap += (size_t)lens[i] + 1;
+    }
+
+    http_txn *t = calloc(1, sizeof *t + cap);
+    if (t == NULL)
+        return NULL;
+    t->srv = srv;
+    srv->http_in_flight++; /* until txn_free */
+    t->started_us = monotonic_us();
+    t->req.method = method_of(m, &t->req.method_name);
+    t->req.now_ms = wall_clock_ms();
+    t->head = t->req.method == KW_HEAD;
+    kw_response_init(&t->res);
+
+    char *p = t->text;
+    t->req.path = p;
+    p = encode(p, uri, (size_t)uri_len, keep_in_path);
+    *p++ = '\0';
+
+    t->req.query = p;
+    char frag[4096];
+    for (int i = 0; i < n_frags; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0) {
+            /* Cannot happen: a fragment fits in lws's 4 KiB header space and in frag. */
+            txn_free(t);
+            return NULL;
+        }
+        /* lws reports an empty fragment at the end of the target as "/" (it makes every
+         * URI token start with '/'); a query part that really is "/" reads as empty. */
+        if (i == n_frags - 1 && n == 1 && frag[0] == '/')
+            n = 0;
+        if (i > 0)
+            *p++ = '&';
+        p = encode(p, frag, (size_t)n, keep_in_query);
+    }
+    *p++ = '\0';
+
+    t->req.target = p;
+    size_t path_len = strlen(t->req.path), query_len = strlen(t->req.query);
+    memcpy(p, t->req.path, path_len);
+    p += path_len;
+    if (query_len > 0) {
+        *p++ = '?';
+        memcpy(p, t->req.query, query_len);
+        p += query_len;
+    }
+    *p++ = '\0';
+
+    for (size_t i = 0; i < N_WANTED; i++) {
+        if (lens[i] < 0)
+            continue;
+        const header_spec *h = &wanted_headers[i];
+        int n = h->token < 0
+                    ? lws_hdr_custom_copy(wsi, p, lens[i] + 1, h->custom, (int)strlen(h->custom))
+                    : lws_hdr_copy(wsi, p, lens[i] + 1, (enum lws_token_indexes)h->token);
+        if (n < 0)
+            continue;
+        p[n] = '\0';
+        *(const char **)(void *)((char *)&t->req + h->offset) = p;
+        p += n + 1;
+    }
+    return t;
+}
+
+/* Parses a Content-Length value: decimal digits only, no sign, at most 18 digits. */
+static bool parse_content_length(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        if (s[n] < '0' || s[n] > '9' || n == 18)
+            return false;
+        v = v * 10 + (uint64_t)(s[n] - '0');
+    }
+    *out = v;
+    return n > 0;
+}
+
+/* ---- answering ------------------------------------------------------------------------ */
+
+static bool header_value_ok(const char *v)
+{
+    for (; *v != '\0'; v++)
+        if ((unsigned char)*v < 0x20 || *v == 0x7f)
+            return false;
+    return true;
+}
+
+/* Queues the reply in t->res for writing. */
+static void queue_reply(struct lws *wsi, http_txn *t)
+{
+    /* A handler's Location must not split the header block. */
+    if (t->res.location != NULL && !header_value_ok(t->res.location)) {
+        t->res.location = NULL;
+        if (kw_response_error(&t->res, KW_ERR_INTERNAL, "Bad redirect target.") != KW_OK)
+            t->res.status = 500;
+    }
+    if (t->res.status < 100 || t->res.status > 599)
+        t->res.status = 500;
+    t->phase = PHASE_HEADERS;
     lws_callback_on_writable(wsi);
 }
 
-/* Starts a request: records what the access log needs and whether a body follows. */
-static void begin_request(struct lws *wsi, http_session *s, const char *path)
+/* Answers without dispatching (413, a malformed body) and closes after. */
+static void answer_early(struct lws *wsi, http_txn *t, kw_err code, const char *detail)
 {
-    memset(s, 0, sizeof *s);
-    s->started_us = monotonic_us();
-    char *uri = NULL;
-    int uri_len = 0;
-    s->method = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
-    s->head = s->method == LWSHUMETH_HEAD;
-    snprintf(s->path, sizeof s->path, "%s", path ? path : "");
-
-    /* A request body is read (and for now dropped) before answering, so the reply is
-     * not sent while the client is still writing and the connection can be reused. */
-    char cl[24];
-    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 && strcmp(cl, "0") != 0)
-        s->awaiting_body = true;
+    kw_router_log_path(t->srv, t->req.path, t->dispatch.log_path);
+    if (kw_response_error(&t->res, code, detail) != KW_OK) {
+        kw_response_free(&t->res);
+        t->res.status = 500;
+    }
+    t->close_after = true;
+    free(t->body);
+    t->body = NULL;
+    queue_reply(wsi, t);
 }
 
-static void log_access(const http_session *s)
+static void dispatch(struct lws *wsi, http_txn *t)
 {
-    char path[KW_LOG_VALUE_MAX];
-    int64_t us = monotonic_us() - s->started_us;
-    kw_log(KW_LOG_INFO, "http", "method=%s path=%s status=%u ms=%.3f", method_name(s->method),
-           kw_log_value(path, sizeof path, s->path), s->status, (double)us / 1000.0);
+    t->req.body = t->body;
+    kw_router_dispatch(t->srv, &t->req, &t->res, &t->dispatch);
+    queue_reply(wsi, t);
 }
 
-static int write_headers(struct lws *wsi, http_session *s)
+/* Decides, once the headers are in, whether a body follows and how; may answer at once. */
+static void begin_request(struct lws *wsi, http_txn *t)
 {
-    uint8_t buf[LWS_PRE + 512];
+    char value[32];
+    bool has_te = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    bool has_cl = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+    if (has_te) {
+        /* Both headers is how request smuggling starts: refuse rather than pick one. */
+        if (has_cl ||
+            lws_hdr_copy(wsi, value, sizeof value, WSI_TOKEN_HTTP_TRANSFER_ENCODING) < 0 ||
+            strcasecmp(value, "chunked") != 0) {
+            answer_early(wsi, t, KW_ERR_INVALID_MESSAGE,
+                         "Transfer-Encoding must be chunked alone, without Content-Length.");
+            return;
+        }
+        t->chunked = true;
+        t->close_after = true;
+        return; /* body follows */
+    }
+    uint64_t length = 0;
+    if (has_cl && (lws_hdr_copy(wsi, value, sizeof value, WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0 ||
+                   !parse_content_length(value, &length))) {
+        answer_early(wsi, t, KW_ERR_INVALID_MESSAGE, "Content-Length is not a number.");
+        return;
+    }
+    if (length > KW_HTTP_BODY_MAX) {
+        /* INV-11: answered before the body is read; the connection closes after. */
+        answer_early(wsi, t, KW_ERR_PAYLOAD_TOO_LARGE, "The request body is over 65536 bytes.");
+        return;
+    }
+    if (length == 0) {
+        /* lws 4.1 reads a POST, PUT or PATCH without Content-Length as a body of up to
+         * 100 MB: the connection cannot carry another request after this one. */
+        if (!has_cl &&
+            (t->req.method == KW_POST || t->req.method == KW_PUT || t->req.method == KW_PATCH))
+            t->close_after = true;
+        dispatch(wsi, t);
+        return;
+    }
+    t->body = malloc((size_t)length);
+    if (t->body == NULL) {
+        answer_early(wsi, t, KW_ERR_NOMEM, "Out of memory.");
+        return;
+    }
+    t->body_cap = (size_t)length;
+    t->body_expected = (size_t)length;
+}
+
+/* Appends body bytes, growing the buffer up to KW_HTTP_BODY_MAX; false when over it. */
+static bool body_append(http_txn *t, const uint8_t *p, size_t n)
+{
+    if (n > KW_HTTP_BODY_MAX - t->req.body_len)
+        return false;
+    size_t need = t->req.body_len + n;
+    if (need > t->body_cap) {
+        size_t cap = t->body_cap ? t->body_cap : CHUNKED_INITIAL;
+        while (cap < need)
+            cap *= 2;
+        if (cap > KW_HTTP_BODY_MAX)
+            cap = KW_HTTP_BODY_MAX;
+        uint8_t *grown = realloc(t->body, cap);
+        if (grown == NULL)
+            return false;
+        t->body = grown;
+        t->body_cap = cap;
+    }
+    memcpy(t->body + t->req.body_len, p, n);
+    t->req.body_len += n;
+    return true;
+}
+
+static int hex_digit(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+typedef enum chunk_result {
+    CHUNK_MORE,
+    CHUNK_COMPLETE,
+    CHUNK_MALFORMED,
+    CHUNK_TOO_LARGE
+} chunk_result;
+
+/* Feeds received bytes to the chunked decoder; bytes after the last chunk are ignored. */
+static chunk_result chunk_feed(http_txn *t, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n && t->chunk != CHUNK_DONE; i++) {
+        uint8_t c = p[i];
+        switch (t->chunk) {
+        case CHUNK_SIZE: {
+            int d = hex_digit(c);
+            if (d >= 0) {
+                /* Seven hex digits already exceed the body limit: stop counting there. */
+                if (t->chunk_digits == 7)
+                    return CHUNK_TOO_LARGE;
+                t->chunk_left = t->chunk_left * 16 + (size_t)d;
+                t->chunk_digits++;
+                if (t->chunk_left > KW_HTTP_BODY_MAX - t->req.body_len)
+                    return CHUNK_TOO_LARGE;
+            } else if (t->chunk_digits > 0 && (c == ';' || c == ' ' || c == '\t')) {
+                t->chunk = CHUNK_EXT;
+            } else if (t->chunk_digits > 0 && c == '\r') {
+                t->chunk = CHUNK_SIZE_LF;
+            } else {
+                return CHUNK_MALFORMED;
+            }
+            break;
+        }
+        case CHUNK_EXT:
+            if (c == '\r')
+                t->chunk = CHUNK_SIZE_LF;
+            else if (c == '\n')
+                return CHUNK_MALFORMED;
+            break;
+        case CHUNK_SIZE_LF:
+            if (c != '\n')
+                return CHUNK_MALFORMED;
+            t->chunk_digits = 0;
+            t->chunk = t->chunk_left == 0 ? CHUNK_TRAILER : CHUNK_DATA;
+            break;
+        case CHUNK_DATA: {
+            size_t take = n - i < t->chunk_left ? n - i : t->chunk_left;
+            if (!body_append(t, p + i, take))
+                return CHUNK_TOO_LARGE;
+            t->chunk_left -= take;
+            i += take - 1;
+            if (t->chunk_left == 0)
+                t->chunk = CHUNK_DATA_CR;
+            break;
+        }
+        case CHUNK_DATA_CR:
+            if (c != '\r')
+                return CHUNK_MALFORMED;
+            t->chunk = CHUNK_DATA_LF;
+            break;
+        case CHUNK_DATA_LF:
+            if (c != '\n')
+                return CHUNK_MALFORMED;
+            t->chunk = CHUNK_SIZE;
+            break;
+        case CHUNK_TRAILER:
+            if (c == '\r')
+                t->chunk = CHUNK_FINAL_LF;
+            else if (c == '\n')
+                return CHUNK_MALFORMED;
+            else
+                t->chunk = CHUNK_TRAILER_LINE;
+            break;
+        case CHUNK_TRAILER_LINE:
+            if (c == '\r')
+                t->chunk = CHUNK_TRAILER_LF;
+            else if (c == '\n')
+                return CHUNK_MALFORMED;
+            break;
+        case CHUNK_TRAILER_LF:
+            if (c != '\n')
+                return CHUNK_MALFORMED;
+            t->chunk = CHUNK_TRAILER;
+            break;
+        case CHUNK_FINAL_LF:
+            if (c != '\n')
+                return CHUNK_MALFORMED;
+            t->chunk = CHUNK_DONE;
+            break;
+        case CHUNK_DONE:
+            break;
+        }
+    }
+    return t->chunk == CHUNK_DONE ? CHUNK_COMPLETE : CHUNK_MORE;
+}
+
+static void on_body(struct lws *wsi, http_txn *t, const uint8_t *p, size_t n)
+{
+    if (t->phase != PHASE_READING)
+        return; /* already answered (413 or malformed): the rest is dropped */
+    if (!t->chunked) {
+        if (!body_append(t, p, n) || t->req.body_len > t->body_expected)
+            answer_early(wsi, t, KW_ERR_INVALID_MESSAGE, "More body than Content-Length.");
+        return;
+    }
+    switch (chunk_feed(t, p, n)) {
+    case CHUNK_MORE:
+        return;
+    case CHUNK_COMPLETE:
+        dispatch(wsi, t);
+        return;
+    case CHUNK_MALFORMED:
+        answer_early(wsi, t, KW_ERR_INVALID_MESSAGE, "Malformed chunked request body.");
+        return;
+    case CHUNK_TOO_LARGE:
+        answer_early(wsi, t, KW_ERR_PAYLOAD_TOO_LARGE, "The request body is over 65536 bytes.");
+        return;
+    }
+}
+
+/* ---- writing the reply ---------------------------------------------------------------- */
+
+static int add_header(struct lws *wsi, const char *name, const char *value, uint8_t **p,
+                      uint8_t *end)
+{
+    return lws_add_http_header_by_name(wsi, (const uint8_t *)name, (const uint8_t *)value,
+                                       (int)strlen(value), p, end);
+}
+
+static int write_headers(struct lws *wsi, http_txn *t)
+{
+    uint8_t buf[LWS_PRE + HEADERS_MAX];
     uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-    if (lws_add_http_common_headers(wsi, s->status, "application/json", s->body_len, &p, end) ||
-        lws_add_http_header_by_name(
-            wsi, (const uint8_t *)"cache-control:", (const uint8_t *)"no-store", 8, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const uint8_t *)"x-content-type-options:",
-                                    (const uint8_t *)"nosniff", 7, &p, end))
+    const kw_response *res = &t->res;
+    const char *type = res->content_type ? res->content_type : KW_CONTENT_TYPE_JSON;
+    if (lws_add_http_common_headers(wsi, res->status, type, res->body_len, &p, end))
         return -1;
-    if (s->allow != NULL &&
-        lws_add_http_header_by_name(wsi, (const uint8_t *)"allow:", (const uint8_t *)s->allow,
-                                    (int)strlen(s->allow), &p, end))
+    if (res->retry_after_s > 0) {
+        char v[24];
+        snprintf(v, sizeof v, "%lld", (long long)res->retry_after_s);
+        if (add_header(wsi, "retry-after:", v, &p, end))
+            return -1;
+    }
+    if (res->location != NULL && add_header(wsi, "location:", res->location, &p, end))
+        return -1;
+    if (res->allow != NULL && add_header(wsi, "allow:", res->allow, &p, end))
+        return -1;
+    if ((t->close_after || server_of(wsi)->http->draining) &&
+        add_header(wsi, "connection:", "close", &p, end))
         return -1;
     return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
 }
 
-/* Ends the transaction: logs it, then keeps the connection for the next request or not. */
-static int finish_reply(struct lws *wsi, http_session *s)
+static void log_access(const http_txn *t)
 {
-    s->state = REPLY_NONE;
-    server_of(wsi)->http_requests++;
-    log_access(s);
+    char path[KW_LOG_VALUE_MAX];
+    int64_t us = monotonic_us() - t->started_us;
+    kw_log(KW_LOG_INFO, "http", "method=%s path=%s status=%u ms=%.3f bytes=%zu", t->req.method_name,
+           kw_log_value(path, sizeof path, t->dispatch.log_path), t->res.status,
+           (double)us / 1000.0, t->sent);
+}
+
+/*
+ * The reply is out: count and log it, then keep the connection for the next request, or
+ * close it. can_wait: closing may wait for a WRITEABLE callback until lws has flushed
+ * what it still holds (so kw_http_drain does not cut it off); otherwise lws flushes it
+ * on its own before closing (up to 5 s).
+ */
+static int finish_reply(struct lws *wsi, http_session *s, bool can_wait)
+{
+    http_txn *t = s->txn;
+    kw_server *srv = t->srv;
+    srv->http_requests++;
+    unsigned cls = t->res.status / 100;
+    if (cls >= 1 && cls <= 5)
+        srv->http_status_classes[cls - 1]++;
+    log_access(t);
+    bool close = t->close_after || srv->http->draining;
+    if (close && can_wait && lws_partial_buffered(wsi)) {
+        t->phase = PHASE_FLUSH;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    session_end_txn(s);
+    if (close)
+        return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+typedef enum step { STEP_MORE, STEP_DONE, STEP_ERROR } step;
+
+/* Writes the next piece of the reply: the headers, or one body slice. */
+static step write_step(struct lws *wsi, http_txn *t)
+{
+    if (t->phase == PHASE_HEADERS) {
+        if (write_headers(wsi, t) != 0)
+            return STEP_ERROR;
+        if (t->head || t->res.body_len == 0)
+            return STEP_DONE;
+        t->phase = PHASE_BODY;
+        return STEP_MORE;
+    }
+    uint8_t buf[LWS_PRE + SLICE_BYTES];
+    size_t left = t->res.body_len - t->sent;
+    size_t n = left < SLICE_BYTES ? left : SLICE_BYTES;
+    bool last = n == left;
+    memcpy(buf + LWS_PRE, t->res.body + t->sent, n);
+    if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
+        return STEP_ERROR;
+    t->sent += n;
+    return last ? STEP_DONE : STEP_MORE;
 }
 
 static int on_writeable(struct lws *wsi, http_session *s)
 {
-    switch (s->state) {
-    case REPLY_NONE:
+    http_txn *t = s->txn;
+    if (t == NULL || t->phase == PHASE_READING)
         return 0; /* spurious wake-up: nothing queued */
-    case REPLY_HEADERS:
-        if (write_headers(wsi, s) != 0)
-            return -1;
-        if (s->head || s->body_len == 0)
-            return finish_reply(wsi, s);
-        s->state = REPLY_BODY;
+    if (t->phase == PHASE_FLUSH) {
+        if (lws_partial_buffered(wsi)) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        session_end_txn(s);
+        return -1;
+    }
+    switch (write_step(wsi, t)) {
+    case STEP_MORE:
         lws_callback_on_writable(wsi);
         return 0;
-    case REPLY_BODY: {
-        uint8_t buf[LWS_PRE + BODY_MAX];
-        memcpy(buf + LWS_PRE, s->body, s->body_len);
-        if (lws_write(wsi, buf + LWS_PRE, s->body_len, LWS_WRITE_HTTP_FINAL) != (int)s->body_len)
-            return -1;
-        return finish_reply(wsi, s);
-    }
+    case STEP_DONE:
+        return finish_reply(wsi, s, true);
+    case STEP_ERROR:
+        return -1;
     }
     return -1;
 }
+
+/*
+ * The end of a Content-Length body. The reply normally goes out from WRITEABLE like any
+ * other. But lws 4.1 stays in its body state until the transaction completes, and when
+ * the client has pipelined another request behind this one it announces the end of the
+ * body again and again, from a loop that never returns to the event loop (and that
+ * completing the transaction here would not end either). So a second announcement means
+ * "pipelined after a body": the reply is written at once (lws keeps what the socket does
+ * not take and flushes it before closing) and the connection closes; HTTP/1.1 clients
+ * retry unanswered pipelined requests on a new connection.
+ */
+static int on_body_complete(struct lws *wsi, http_session *s)
+{
+    http_txn *t = s->txn;
+    if (++t->completions == 1) {
+        if (t->phase != PHASE_READING || t->chunked)
+            return 0; /* already answered; a chunked end is found by chunk_feed */
+        if (t->req.body_len != t->body_expected)
+            answer_early(wsi, t, KW_ERR_INVALID_MESSAGE,
+                         "The body is shorter than Content-Length.");
+        else
+            dispatch(wsi, t);
+        return 0;
+    }
+    t->close_after = true;
+    if (t->phase == PHASE_READING) {
+        /* Cannot happen: the first announcement dispatched it. */
+        session_end_txn(s);
+        return -1;
+    }
+    for (;;) {
+        switch (t->phase == PHASE_FLUSH ? STEP_DONE : write_step(wsi, t)) {
+        case STEP_MORE:
+            continue;
+        case STEP_DONE:
+            if (t->phase == PHASE_FLUSH) {
+                session_end_txn(s);
+                return -1;
+            }
+            return finish_reply(wsi, s, false);
+        case STEP_ERROR:
+            return -1;
+        }
+    }
+}
+
+/* ---- the callback --------------------------------------------------------------------- */
 
 static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
     http_session *s = user;
+    kw_server *srv;
     /* Switch on int: lws has some hundred reasons and -Wswitch-enum would want each. */
     switch ((int)reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* Draining: the kernel accepted it, lws closes it at once. */
+        srv = server_of(wsi);
+        return srv->http != NULL && srv->http->draining ? 1 : 0;
+    case LWS_CALLBACK_WSI_CREATE:
+        server_of(wsi)->http_connections++;
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        srv = server_of(wsi);
+        if (srv->http_connections > 0)
+            srv->http_connections--;
+        return 0;
     case LWS_CALLBACK_HTTP:
-        begin_request(wsi, s, in);
-        if (!s->awaiting_body)
-            queue_reply(wsi, s);
+        if (s == NULL)
+            return -1;
+        session_end_txn(s); /* cannot be set: a new request starts after the last ended */
+        s->txn = txn_new(wsi, server_of(wsi));
+        if (s->txn == NULL)
+            return -1; /* out of memory: drop the connection rather than answer wrongly */
+        begin_request(wsi, s->txn);
         return 0;
     case LWS_CALLBACK_HTTP_BODY:
-        return 0; /* no route takes a body yet: drop it */
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (s->awaiting_body) {
-            s->awaiting_body = false;
-            queue_reply(wsi, s);
-        }
+        if (s != NULL && s->txn != NULL)
+            on_body(wsi, s->txn, in, len);
         return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return s != NULL && s->txn != NULL ? on_body_complete(wsi, s) : 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return on_writeable(wsi, s);
+        return s != NULL ? on_writeable(wsi, s) : 0;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        /* lws frees the per-session block after these: the transaction goes with it. */
+        session_end_txn(s);
+        return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
@@ -289,20 +870,98 @@ static void emit_lws_log(int level, const char *line)
 static void on_tick(lws_sorted_usec_list_t *sul)
 {
     struct kw_http *http = (struct kw_http *)(void *)((char *)sul - offsetof(struct kw_http, tick));
-    lws_sul_schedule(http->context, 0, &http->tick, on_tick, TICK_US);
+    lws_sul_schedule(http->context, 0, &http->tick, on_tick,
+                     http->draining ? DRAIN_TICK_US : TICK_US);
 }
+
+/* ---- Content-Security-Policy (DESIGN.md section 10) ---------------------------------- */
+
+/*
+ * The origin (scheme://host[:port]) of a URL config.c accepted, lower-cased, or false
+ * when it has characters an origin cannot (a user-info part is dropped, never copied
+ * into a header).
+ */
+static bool url_origin(const char *url, char *out, size_t cap)
+{
+    const char *sep = strstr(url, "://");
+    if (sep == NULL)
+        return false;
+    const char *host = sep + 3;
+    size_t auth_len = strcspn(host, "/");
+    for (size_t i = auth_len; i > 0; i--)
+        if (host[i - 1] == '@') {
+            auth_len -= i;
+            host += i;
+            break;
+        }
+    size_t scheme_len = (size_t)(sep - url);
+    if (auth_len == 0 || scheme_len + 3 + auth_len + 1 > cap)
+        return false;
+    size_t n = 0;
+    for (size_t i = 0; i < scheme_len; i++) {
+        char c = url[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+            return false;
+        out[n++] = (char)(c | 0x20);
+    }
+    memcpy(out + n, "://", 3);
+    n += 3;
+    for (size_t i = 0; i < auth_len; i++) {
+        char c = host[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c | 0x20);
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+              c == ':' || c == '[' || c == ']'))
+            return false;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+static void build_csp(const kw_config *cfg, char out[CSP_MAX])
+{
+    char origin[ORIGIN_MAX] = "";
+    if (cfg->livekit_url != NULL && !url_origin(cfg->livekit_url, origin, sizeof origin)) {
+        origin[0] = '\0';
+        kw_log(KW_LOG_WARN, "csp_origin_skipped",
+               "detail=\"LIVEKIT_URL has no plain scheme://host[:port] origin; connect-src "
+               "stays 'self'\"");
+    }
+    snprintf(out, CSP_MAX,
+             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+             "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'%s%s; "
+             "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+             origin[0] ? " " : "", origin);
+}
+
+/* ---- start, loop, drain, stop --------------------------------------------------------- */
 
 kw_err kw_http_start(kw_server *srv, kw_error *err)
 {
     if (srv->http != NULL)
         return kw_error_set(err, KW_ERR_STATE, "the HTTP layer is already started");
+    kw_err rc = kw_router_check(srv->routes, err);
+    if (rc != KW_OK)
+        return rc;
     const kw_config *cfg = &srv->config;
-    kw_err rc;
     struct kw_http *http = calloc(1, sizeof *http);
     if (http == NULL)
         return kw_error_set(err, KW_ERR_NOMEM, "out of memory");
 
     lws_set_log_level(LLL_ERR | LLL_WARN, emit_lws_log);
+
+    /* Headers lws adds to every response, its own error pages included. The policy and
+     * the referrer rule are DESIGN.md section 10's for HTML; a JSON reply ignores them. */
+    build_csp(cfg, http->csp);
+    static const char *const names[] = {"cache-control:", "x-content-type-options:",
+                                        "content-security-policy:", "referrer-policy:"};
+    const char *values[] = {"no-store", "nosniff", http->csp, "no-referrer"};
+    for (size_t i = 0; i < 4; i++) {
+        http->headers[i].next = i + 1 < 4 ? &http->headers[i + 1] : NULL;
+        http->headers[i].name = names[i];
+        http->headers[i].value = values[i];
+    }
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -322,6 +981,9 @@ kw_err kw_http_start(kw_server *srv, kw_error *err)
     info.port = cfg->listen_port;
     info.iface = cfg->listen_host;
     info.protocols = protocols;
+    info.headers = &http->headers[0];
+    /* HTTP/1.1 only: every request goes through the path and header handling above. */
+    info.alpn = "http/1.1";
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     if (!cfg->listen_ipv6)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
@@ -333,8 +995,11 @@ kw_err kw_http_start(kw_server *srv, kw_error *err)
         info.ssl_cert_filepath = cfg->tls_cert;
         info.ssl_private_key_filepath = cfg->tls_key;
     }
+    /* Callbacks during vhost creation may already look for srv->http. */
+    srv->http = http;
     http->vhost = lws_create_vhost(http->context, &info);
     if (http->vhost == NULL) {
+        srv->http = NULL;
         rc = kw_error_set(err, KW_ERR_IO,
                           "cannot listen on %.64s%s (address in use, not local, or bad "
                           "TLS files?)",
@@ -343,7 +1008,7 @@ kw_err kw_http_start(kw_server *srv, kw_error *err)
     }
 
     lws_sul_schedule(http->context, 0, &http->tick, on_tick, TICK_US);
-    srv->http = http;
+    srv->started_ms = wall_clock_ms();
     return KW_OK;
 
 fail:
@@ -360,6 +1025,22 @@ kw_err kw_http_service(kw_server *srv, kw_error *err)
     if (lws_service(srv->http->context, 0) < 0)
         return kw_error_set(err, KW_ERR_IO, "the event loop failed");
     return KW_OK;
+}
+
+void kw_http_drain(kw_server *srv, int64_t timeout_ms)
+{
+    if (srv == NULL || srv->http == NULL)
+        return;
+    struct kw_http *http = srv->http;
+    http->draining = true;
+    lws_sul_schedule(http->context, 0, &http->tick, on_tick, DRAIN_TICK_US);
+    int64_t deadline_us = monotonic_us() + timeout_ms * 1000;
+    while (srv->http_in_flight > 0 && monotonic_us() < deadline_us)
+        if (lws_service(http->context, 0) < 0)
+            break;
+    if (srv->http_in_flight > 0)
+        kw_log(KW_LOG_WARN, "drain_timeout", "in_flight=%u timeout_ms=%lld",
+               (unsigned)srv->http_in_flight, (long long)timeout_ms);
 }
 
 void kw_http_stop(kw_server *srv)

@@ -8,11 +8,18 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
+#include "cli_user.h"
 #include "config.h"
+#include "db.h"
 #include "log.h"
+#include "rate_limit.h"
 #include "server.h"
 
 enum { EXIT_STATUS_OK = 0, EXIT_STATUS_FAILED = 1, EXIT_STATUS_USAGE = 2 };
+
+/* How long a stop waits for requests already under way. */
+#define DRAIN_TIMEOUT_MS 5000
 
 /* The signal that asked the loop to stop, or 0: the only static state (STYLE §7). */
 static volatile sig_atomic_t stop_signal;
@@ -26,6 +33,7 @@ static void print_usage(FILE *out)
 {
     fprintf(out, "Usage: keywaved [--config FILE]\n"
                  "       keywaved --help\n");
+    kw_cli_user_usage(out);
 }
 
 static void print_help(void)
@@ -95,6 +103,8 @@ static void log_start(const kw_config *cfg)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "user") == 0)
+        return kw_cli_user(argc - 1, argv + 1); /* `keywaved user add|code <name>` */
     const char *conf_path = NULL;
     int status = parse_args(argc, argv, &conf_path);
     if (status >= 0)
@@ -114,6 +124,17 @@ int main(int argc, char **argv)
         log_failure("data_dir_unusable", &err);
         goto done;
     }
+    if (kw_db_open_sqlite(srv.config.data_dir, &srv.db, &err) != KW_OK) {
+        log_failure("db_open_failed", &err);
+        goto done;
+    }
+    if (kw_rate_limit_new(KW_BUNDLE_FETCH_LIMIT, KW_BUNDLE_FETCH_WINDOW_MS, KW_BUNDLE_FETCH_PAIRS,
+                          &srv.bundle_limit) != KW_OK) {
+        kw_error_set(&err, KW_ERR_NOMEM, "out of memory for the rate limiter");
+        log_failure("start_failed", &err);
+        goto done;
+    }
+    srv.auth_member = kw_auth_member;
     install_signal_handlers();
     if (kw_http_start(&srv, &err) != KW_OK) {
         log_failure("listen_failed", &err);
@@ -127,12 +148,16 @@ int main(int argc, char **argv)
             goto done;
         }
     }
+    /* Finish the replies already under way (bounded), taking no new connections. */
+    kw_http_drain(&srv, DRAIN_TIMEOUT_MS);
     kw_log(KW_LOG_INFO, "stop", "signal=%s requests=%llu",
            stop_signal == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)srv.http_requests);
     status = EXIT_STATUS_OK;
 
 done:
     kw_http_stop(&srv);
+    kw_rate_limit_free(srv.bundle_limit);
+    kw_db_close(srv.db);
     kw_config_free(&srv.config);
     return status;
 }

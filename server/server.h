@@ -14,8 +14,20 @@
 #include "config.h"
 #include "keywave/err.h"
 
-struct kw_http; /* the lws context and listener; private to http_lws.c */
-struct kw_db;   /* the storage interface (db.h) */
+struct kw_server;
+struct kw_http;    /* the lws context and listener; private to http_lws.c */
+struct kw_db;      /* the storage interface (db.h) */
+struct kw_request; /* http.h */
+struct kw_route;   /* http.h */
+
+struct kw_rate_limit; /* rate_limit.h */
+
+/*
+ * How the router authenticates a request (router.h): fills req->caller or fails with a
+ * kw_err whose status is 401 (or 500 when the store fails). See auth.h.
+ */
+typedef kw_err (*kw_authenticate_fn)(struct kw_server *srv, struct kw_request *req,
+                                     kw_error *err);
 
 typedef struct kw_server {
     /* Configuration */
@@ -27,8 +39,20 @@ typedef struct kw_server {
     /* Storage */
     struct kw_db *db; /* owned; opened by main() before listening (db.h) */
 
+    /* Rate limits (rate_limit.h) */
+    struct kw_rate_limit *bundle_limit; /* owned; INV-2, shared by every bundle route */
+
+    /* Routing and authentication (router.h) */
+    const struct kw_route *const *routes; /* NULL: router.c's tables; tests set their own */
+    kw_authenticate_fn auth_member;       /* kw_auth_member once auth.c exists; NULL: 401 */
+    kw_authenticate_fn auth_guest;        /* kw_auth_guest likewise */
+
     /* Counters (since start) */
-    uint64_t http_requests; /* HTTP responses completed */
+    uint64_t http_requests;            /* HTTP responses completed */
+    uint64_t http_status_classes[5];   /* of those, by class: [0] 1xx .. [4] 5xx */
+    uint32_t http_connections;         /* HTTP connections open now */
+    uint32_t http_in_flight;           /* requests received and not yet fully answered */
+    int64_t started_ms;                /* wall clock when kw_http_start succeeded, ms */
 } kw_server;
 
 /*
@@ -46,6 +70,15 @@ kw_err kw_http_start(kw_server *srv, kw_error *err) KW_MUST_CHECK;
  * Errors: KW_ERR_STATE (not started), KW_ERR_IO (the loop failed; stop the server).
  */
 kw_err kw_http_service(kw_server *srv, kw_error *err) KW_MUST_CHECK;
+
+/*
+ * Graceful stop, after the loop was asked to end: takes no new connections (they are
+ * accepted and closed at once) and services the loop until every request already
+ * received has been answered and its reply handed to the kernel, or timeout_ms passed.
+ * A connection whose request finished is closed rather than kept alive. Logs a warning
+ * with the number of requests cut off when the time runs out. Safe if not started.
+ */
+void kw_http_drain(kw_server *srv, int64_t timeout_ms);
 
 /* Closes every connection and the listener and frees srv->http. Safe if not started. */
 void kw_http_stop(kw_server *srv);
