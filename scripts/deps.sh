@@ -11,7 +11,7 @@ PACKAGES=(
   libwebsockets-dev
   libjansson-dev
   libjwt-dev
-  libsqlite3-dev
+  libsqlite3-dev sqlite3
   ca-certificates
 )
 
