@@ -24,15 +24,18 @@
 
 #define KW_DB_FILE_NAME "keywave.db"
 
-struct kw_db_members_ops; /* db_members.h */
-struct kw_db_keys_ops;    /* db_keys.h */
+struct kw_db_members_ops;  /* db_members.h */
+struct kw_db_keys_ops;     /* db_keys.h */
+struct kw_db_meetings_ops; /* db_meetings.h */
+struct kw_db_guests_ops;   /* db_guests.h */
 
 typedef struct kw_db {
-    void *ctx;                               /* the implementation's state; owned */
-    const struct kw_db_members_ops *members; /* users, devices, enrollment, sessions, nonces */
-    const struct kw_db_keys_ops *keys;       /* member device keys and bundles */
-    /* later: meetings, guests (their authors add ops tables here) */
-    void (*close)(void *ctx); /* frees ctx */
+    void *ctx;                                 /* the implementation's state; owned */
+    const struct kw_db_members_ops *members;   /* users, devices, enrollment, sessions, nonces */
+    const struct kw_db_keys_ops *keys;         /* member device keys and bundles */
+    const struct kw_db_meetings_ops *meetings; /* channels, meetings, participants, invitations */
+    const struct kw_db_guests_ops *guests;     /* guest sessions, their keys, admission */
+    void (*close)(void *ctx);                  /* frees ctx */
 } kw_db;
 
 /*

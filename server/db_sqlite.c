@@ -103,10 +103,95 @@ static const migration migrations[] = {
      "  FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id)"
      "    ON DELETE CASCADE"
      ") WITHOUT ROWID;"},
-    /* Append new steps here: {3, "meetings", "CREATE TABLE ..."}, ... */
+    {3, "meetings",
+     /* Channels and meetings with their members; invitations belong to one meeting and go
+      * with it (ON DELETE CASCADE). Times are ms since the epoch. */
+     "CREATE TABLE channels ("
+     "  channel_id TEXT PRIMARY KEY,"
+     "  name TEXT NOT NULL,"
+     "  type TEXT NOT NULL CHECK (type IN ('signal','webrtc')),"
+     "  owner_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,"
+     "  created_ms INTEGER NOT NULL"
+     ");"
+     "CREATE TABLE channel_members ("
+     "  channel_id TEXT NOT NULL REFERENCES channels(channel_id) ON DELETE CASCADE,"
+     "  user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,"
+     "  added_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY (channel_id, user_id)"
+     ") WITHOUT ROWID;"
+     "CREATE TABLE meetings ("
+     "  meeting_id TEXT PRIMARY KEY,"
+     "  title TEXT NOT NULL,"
+     "  description TEXT NOT NULL DEFAULT '',"
+     "  start_ms INTEGER NOT NULL,"
+     "  end_ms INTEGER NOT NULL,"
+     "  is_instant_call INTEGER NOT NULL DEFAULT 0,"
+     "  allow_external INTEGER NOT NULL DEFAULT 0,"
+     "  created_by TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,"
+     "  created_ms INTEGER NOT NULL,"
+     "  last_active_ms INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX meetings_instant ON meetings(is_instant_call, last_active_ms);"
+     "CREATE TABLE meeting_participants ("
+     "  meeting_id TEXT NOT NULL REFERENCES meetings(meeting_id) ON DELETE CASCADE,"
+     "  user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,"
+     "  role TEXT NOT NULL CHECK (role IN ('owner','manager','member')),"
+     "  added_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY (meeting_id, user_id)"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX meeting_participants_user ON meeting_participants(user_id);"
+     "CREATE TABLE invitations ("
+     "  token TEXT PRIMARY KEY,"
+     "  meeting_id TEXT NOT NULL REFERENCES meetings(meeting_id) ON DELETE CASCADE,"
+     "  label TEXT NOT NULL DEFAULT '',"
+     "  created_by TEXT NOT NULL,"
+     "  created_ms INTEGER NOT NULL,"
+     "  expires_ms INTEGER,"
+     "  max_uses INTEGER,"
+     "  uses INTEGER NOT NULL DEFAULT 0,"
+     "  revoked_ms INTEGER"
+     ");"
+     "CREATE INDEX invitations_meeting ON invitations(meeting_id);"},
+    {4, "guests",
+     /* A guest session is created by registering with an invitation; its public keys live
+      * with it and go with it (and with its meeting). guest_secret is kept as SHA-256. */
+     "CREATE TABLE guest_sessions ("
+     "  session_id TEXT PRIMARY KEY,"
+     "  secret_hash BLOB NOT NULL UNIQUE,"
+     "  meeting_id TEXT NOT NULL REFERENCES meetings(meeting_id) ON DELETE CASCADE,"
+     "  invitation_token TEXT REFERENCES invitations(token) ON DELETE SET NULL,"
+     "  display_name TEXT NOT NULL,"
+     "  identity_key BLOB NOT NULL,"
+     "  registration_id INTEGER NOT NULL,"
+     "  signed_prekey_id INTEGER NOT NULL,"
+     "  signed_prekey BLOB NOT NULL,"
+     "  signed_prekey_signature BLOB NOT NULL,"
+     "  status TEXT NOT NULL CHECK (status IN ('registered','waiting','admitted','declined')),"
+     "  requested_ms INTEGER,"
+     "  decided_by TEXT,"
+     "  decided_ms INTEGER,"
+     "  decline_reason TEXT,"
+     "  created_ms INTEGER NOT NULL,"
+     "  expires_ms INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX guest_sessions_meeting ON guest_sessions(meeting_id, status);"
+     "CREATE INDEX guest_sessions_identity ON guest_sessions(meeting_id, identity_key);"
+     "CREATE INDEX guest_sessions_expiry ON guest_sessions(expires_ms);"
+     "CREATE TABLE guest_prekeys ("
+     "  session_id TEXT NOT NULL REFERENCES guest_sessions(session_id) ON DELETE CASCADE,"
+     "  key_id INTEGER NOT NULL,"
+     "  public_key BLOB NOT NULL,"
+     "  PRIMARY KEY (session_id, key_id)"
+     ") WITHOUT ROWID;"},
+    /* Append new steps here: {5, "...", "..."}, ... */
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+int kw_sqlite_schema_version(void)
+{
+    return (int)N_MIGRATIONS;
+}
 
 kw_err kw_sqlite_fail(kw_sqlite *s, const char *what, kw_error *err)
 {

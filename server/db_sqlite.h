@@ -55,6 +55,9 @@ void kw_sqlite_rollback(kw_sqlite *s);
  */
 kw_err kw_sqlite_fail(kw_sqlite *s, const char *what, kw_error *err);
 
+/* The schema version this keywaved writes: the number of the last migration. */
+int kw_sqlite_schema_version(void);
+
 /* The ops tables of db_sqlite_members.c and db_sqlite_keys.c. */
 extern const kw_db_members_ops kw_sqlite_members_ops;
 extern const kw_db_keys_ops kw_sqlite_keys_ops;

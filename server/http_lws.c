@@ -3,33 +3,35 @@
  * includes libwebsockets.h.
  *
  * One lws callback switch turns a request into a kw_request (router.h takes it from
- * there) and sends the kw_response back from the WRITEABLE callback only: the status and
+ * there) and sends the kw_response back from the WRITEABLE callback: the status and
  * headers in one callback, then the body in slices of SLICE_BYTES, one lws_write per
- * callback, so a large reply to a slow reader never blocks the loop.
+ * callback, so a large reply to a slow reader never blocks the loop. (One exception,
+ * forced by lws 4.1, is in on_body_complete.)
  *
  * Memory per connection: the per-session block is one pointer. A transaction (http_txn:
  * the request's strings, its body, the reply) is allocated when the request headers are
  * complete and freed when the reply is out or the connection goes; the body buffer only
  * exists while a request has a body, and never grows past KW_HTTP_BODY_MAX (INV-11).
  *
- * What lws 4.1 hands over, and what req->path, req->query and req->target therefore are:
- * lws decodes %XX escapes in the request target and normalises the path ("//" -> "/",
- * "/./" -> "/", "/x/../" -> "/"); the raw bytes are not kept anywhere. The query comes
- * as decoded fragments split at '&' and ';', with '+' turned into a space and an escaped
- * '=' in a name turned into '_'. So req->path is the path lws gives, percent-encoded
- * again in one canonical way (every byte outside RFC 3986 unreserved, sub-delims, ':',
- * '@' and '/' as upper-case %XX), and req->query the fragments joined with '&', each
- * encoded the same way except that '=' stays and '&', ';', '+' and space are escaped.
- * A client that sends ids made of unreserved characters and writes no needless escapes
- * sends exactly this form, so what it signed is what the server verifies; any other
- * spelling of the same target fails the signature check (401) instead of being accepted.
- * A "%2F" becomes a segment separator. Requests lws cannot parse (unknown method,
- * malformed escape, absolute-form target, header block over 4 KiB) it answers itself
- * with 403 and a small HTML page, before any keywave code runs.
+ * What lws 4.1 hands over, and so what req->path, req->query and req->target are. lws
+ * keeps no raw request line. It decodes %XX escapes in the target, normalises the path
+ * ("//" -> "/", "/./" -> "/", "/x/../" -> "/"), turns a raw '+' into a space and splits
+ * both path and query into fragments at raw '&' and ';' (in the query it also turns an
+ * escaped '=' in a name into '_'). The adapter rebuilds one canonical form: fragments
+ * joined with '&', each byte outside RFC 3986 unreserved and "!$'()*,=:@/" (plus '?' in
+ * the query) written as upper-case %XX — so '&', ';', '+', '%' and space inside a
+ * fragment come out escaped. A client whose ids are unreserved characters and that
+ * writes no needless escapes sends exactly this form, so what it signed is what the
+ * server verifies; any other spelling of a target fails the signature check (401)
+ * rather than being accepted. "%2F" ends up as a segment separator. Requests lws cannot
+ * parse (unknown method, malformed escape, absolute-form target, headers over 4 KiB) it
+ * answers itself with 403 and a small HTML page, or closes, before keywave code runs.
  *
- * lws 4.1 does not decode a chunked request body on its own; this file does, and closes
- * the connection after answering such a request (lws would read what follows the last
- * chunk as more body). TLS offers only http/1.1 in ALPN, so every request takes this path.
+ * Bodies. lws 4.1 does not decode a chunked request body: this file does, and closes the
+ * connection after answering (lws would read what follows the last chunk as more body).
+ * lws also reads a POST, PUT or PATCH without Content-Length as up to 100 MB of body, so
+ * such a request is answered as bodiless and the connection closed. TLS offers only
+ * http/1.1 in ALPN, so every request takes the paths above.
  */
 #include "server.h"
 
@@ -175,14 +177,15 @@ static bool is_unreserved(unsigned char c)
            c == '.' || c == '_' || c == '~';
 }
 
+/* '&', ';' and '+' are escaped: raw, lws took them as separators or a space. */
 static bool keep_in_path(unsigned char c)
 {
-    return is_unreserved(c) || (c != 0 && strchr("!$&'()*+,;=:@/", c) != NULL);
+    return is_unreserved(c) || (c != 0 && strchr("!$'()*,=:@/", c) != NULL);
 }
 
 static bool keep_in_query(unsigned char c)
 {
-    return is_unreserved(c) || (c != 0 && strchr("!$'()*,:@/?=", c) != NULL);
+    return is_unreserved(c) || (c != 0 && strchr("!$'()*,=:@/?", c) != NULL);
 }
 
 /* Appends n bytes of s to out, escaping what keep() rejects; returns the new end. */
@@ -261,21 +264,32 @@ static int header_length(struct lws *wsi, const header_spec *h)
     return lws_hdr_total_length(wsi, (enum lws_token_indexes)h->token);
 }
 
+/* The lws token holding the request target, by LWSHUMETH_* index (lws's own order). */
+static const enum lws_token_indexes uri_tokens[] = {
+    WSI_TOKEN_GET_URI, WSI_TOKEN_POST_URI,  WSI_TOKEN_OPTIONS_URI,
+    WSI_TOKEN_PUT_URI, WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI,
+    WSI_TOKEN_CONNECT, WSI_TOKEN_HEAD_URI,  WSI_TOKEN_HTTP_COLON_PATH,
+};
+
 /*
- * The query fragments lws holds. lws_hdr_fragment_length cannot tell an empty fragment
- * from a missing one, but the total length is the fragments plus one separator between
- * each two, which gives the count.
+ * How many fragments lws holds for a URI token: it splits the path and the query at raw
+ * '&' and ';'. lws_hdr_fragment_length cannot tell an empty fragment from a missing one,
+ * but the total length is the fragments plus one separator between each two, which gives
+ * the count. -1 if that does not add up.
  */
-static int query_fragments(struct lws *wsi)
+static int count_fragments(struct lws *wsi, enum lws_token_indexes token, size_t *bytes)
 {
-    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    *bytes = 0;
+    int total = lws_hdr_total_length(wsi, token);
     if (total <= 0)
-        return 0; /* no query, or one empty fragment: the same "" */
+        return 0; /* none, or one empty fragment: the same "" */
     int sum = 0;
     for (int i = 0; i < 64; i++) {
-        sum += lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (sum + i == total)
+        sum += lws_hdr_fragment_length(wsi, token, i);
+        if (sum + i == total) {
+            *bytes = (size_t)total;
             return i + 1;
+        }
         if (sum + i > total)
             break;
     }
@@ -283,31 +297,55 @@ static int query_fragments(struct lws *wsi)
 }
 
 /*
- * Builds the transaction for a request whose headers are complete: copies and encodes
- * path, query and target, copies the wanted headers. NULL when out of memory or when lws
- * holds no request line.
+ * Writes the fragments of token joined with '&', each encoded with keep(), and a NUL;
+ * returns the new end, or NULL if a fragment cannot be read. lws reports an empty
+ * fragment at the end of the target as "/" (it makes every URI token start with '/'):
+ * a last fragment of exactly "/" after the first is read as empty, and a query of only
+ * "/" too.
+ */
+static char *append_fragments(char *p, struct lws *wsi, enum lws_token_indexes token, int n_frags,
+                              bool query, bool (*keep)(unsigned char))
+{
+    char frag[4096]; /* lws keeps at most 4 KiB of headers in all */
+    for (int i = 0; i < n_frags; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, token, i);
+        if (n < 0)
+            return NULL;
+        if (i == n_frags - 1 && (i > 0 || query) && n == 1 && frag[0] == '/')
+            n = 0;
+        if (i > 0)
+            *p++ = '&';
+        p = encode(p, frag, (size_t)n, keep);
+    }
+    *p++ = '\0';
+    return p;
+}
+
+/*
+ * Builds the transaction for a request whose headers are complete: rebuilds path, query
+ * and target (see the top of this file), copies the wanted headers. NULL when out of
+ * memory or when lws holds no usable request target.
  */
 static http_txn *txn_new(struct lws *wsi, kw_server *srv)
 {
     char *uri = NULL;
     int uri_len = 0;
     int m = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
-    if (m < 0 || uri == NULL || uri_len < 0)
+    if (m < 0 || (size_t)m >= sizeof uri_tokens / sizeof uri_tokens[0])
         return NULL;
-    int n_frags = query_fragments(wsi);
-    if (n_frags < 0)
+    size_t path_raw, query_raw;
+    int path_frags = count_fragments(wsi, uri_tokens[m], &path_raw);
+    int query_frags = count_fragments(wsi, WSI_TOKEN_HTTP_URI_ARGS, &query_raw);
+    if (path_frags <= 0 || query_frags < 0)
         return NULL;
 
     /* Room: each byte may triple when encoded; one NUL per string. */
-    size_t query_raw = 0;
-    for (int i = 0; i < n_frags; i++)
-        query_raw += (size_t)lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) + 1;
-    size_t path_cap = 3 * (size_t)uri_len + 1, query_cap = 3 * query_raw + 1;
+    size_t path_cap = 3 * path_raw + 1, query_cap = 3 * query_raw + 1;
     size_t cap = path_cap + query_cap + path_cap + query_cap + 1;
     int lens[N_WANTED];
     for (size_t i = 0; i < N_WANTED; i++) {
-        lens[i] = header_length(wsi, &wanted_headers[i]);
-        if (lens[i] >= 0)
+        lens[i] = header_length(wsi, &wanted_headers[i]); /* <= 0: absent (or empty) */
+        if (lens[i] > 0)
             cap += (size_t)lens[i] + 1;
     }
 
@@ -324,27 +362,16 @@ static http_txn *txn_new(struct lws *wsi, kw_server *srv)
 
     char *p = t->text;
     t->req.path = p;
-    p = encode(p, uri, (size_t)uri_len, keep_in_path);
-    *p++ = '\0';
-
-    t->req.query = p;
-    char frag[4096];
-    for (int i = 0; i < n_frags; i++) {
-        int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (n < 0) {
-            /* Cannot happen: a fragment fits in lws's 4 KiB header space and in frag. */
-            txn_free(t);
-            return NULL;
-        }
-        /* lws reports an empty fragment at the end of the target as "/" (it makes every
-         * URI token start with '/'); a query part that really is "/" reads as empty. */
-        if (i == n_frags - 1 && n == 1 && frag[0] == '/')
-            n = 0;
-        if (i > 0)
-            *p++ = '&';
-        p = encode(p, frag, (size_t)n, keep_in_query);
+    p = append_fragments(p, wsi, uri_tokens[m], path_frags, false, keep_in_path);
+    if (p != NULL) {
+        t->req.query = p;
+        p = append_fragments(p, wsi, WSI_TOKEN_HTTP_URI_ARGS, query_frags, true, keep_in_query);
     }
-    *p++ = '\0';
+    if (p == NULL) {
+        /* Cannot happen: every fragment fits in lws's header space and in the buffer. */
+        txn_free(t);
+        return NULL;
+    }
 
     t->req.target = p;
     size_t path_len = strlen(t->req.path), query_len = strlen(t->req.query);
@@ -358,7 +385,7 @@ static http_txn *txn_new(struct lws *wsi, kw_server *srv)
     *p++ = '\0';
 
     for (size_t i = 0; i < N_WANTED; i++) {
-        if (lens[i] < 0)
+        if (lens[i] <= 0)
             continue;
         const header_spec *h = &wanted_headers[i];
         int n = h->token < 0
@@ -448,6 +475,12 @@ static void begin_request(struct lws *wsi, http_txn *t)
                          "Transfer-Encoding must be chunked alone, without Content-Length.");
             return;
         }
+        /* lws reads a body after headers only for these methods (or a Content-Length). */
+        if (t->req.method != KW_POST && t->req.method != KW_PUT && t->req.method != KW_PATCH) {
+            answer_early(wsi, t, KW_ERR_INVALID_MESSAGE,
+                         "A chunked body is only read with POST, PUT or PATCH.");
+            return;
+        }
         t->chunked = true;
         t->close_after = true;
         return; /* body follows */
@@ -484,6 +517,8 @@ static void begin_request(struct lws *wsi, http_txn *t)
 /* Appends body bytes, growing the buffer up to KW_HTTP_BODY_MAX; false when over it. */
 static bool body_append(http_txn *t, const uint8_t *p, size_t n)
 {
+    if (n == 0)
+        return true;
     if (n > KW_HTTP_BODY_MAX - t->req.body_len)
         return false;
     size_t need = t->req.body_len + n;

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "presence.h"
 #include "rate_limit.h"
 #include "server.h"
 
@@ -134,6 +135,11 @@ int main(int argc, char **argv)
         log_failure("start_failed", &err);
         goto done;
     }
+    if (kw_presence_memory_new(&srv.presence) != KW_OK) {
+        kw_error_set(&err, KW_ERR_NOMEM, "out of memory for presence");
+        log_failure("start_failed", &err);
+        goto done;
+    }
     srv.auth_member = kw_auth_member;
     install_signal_handlers();
     if (kw_http_start(&srv, &err) != KW_OK) {
@@ -157,6 +163,7 @@ int main(int argc, char **argv)
 done:
     kw_http_stop(&srv);
     kw_rate_limit_free(srv.bundle_limit);
+    kw_presence_free(srv.presence);
     kw_db_close(srv.db);
     kw_config_free(&srv.config);
     return status;

@@ -461,12 +461,15 @@ kw_err kw_router_check(const kw_route *const *list, kw_error *err)
             kw_err rc = check_row(r, err);
             if (rc != KW_OK)
                 return rc;
-            /* A duplicate can only come from this row's own table or an earlier one. */
-            for (size_t u = 0; u <= t; u++)
-                for (const kw_route *q = list[u]; q->pattern != NULL && q != r; q++)
+            /* Compare with every row before this one: earlier tables whole, then this
+             * table up to the row (by position: a table may be listed twice). */
+            for (size_t u = 0; u <= t; u++) {
+                const kw_route *stop = u == t ? r : NULL;
+                for (const kw_route *q = list[u]; q->pattern != NULL && q != stop; q++)
                     if (q->method == r->method && strcmp(q->pattern, r->pattern) == 0)
                         return kw_error_set(err, KW_ERR_INTERNAL,
                                             "route %.80s: listed twice for one method", r->pattern);
+            }
         }
     }
     return KW_OK;

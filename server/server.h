@@ -39,6 +39,9 @@ typedef struct kw_server {
     /* Storage */
     struct kw_db *db; /* owned; opened by main() before listening (db.h) */
 
+    /* Presence (presence.h): who is in which video channel now; in memory on one node */
+    struct kw_presence *presence; /* owned; created by main() before listening */
+
     /* Rate limits (rate_limit.h) */
     struct kw_rate_limit *bundle_limit; /* owned; INV-2, shared by every bundle route */
 
@@ -56,11 +59,13 @@ typedef struct kw_server {
 } kw_server;
 
 /*
- * Creates the lws context and starts listening on srv->config's address (HTTPS when a
- * certificate is configured). Logs nothing itself except through lws's own error lines.
- * On success srv->http is set; stop it with kw_http_stop.
+ * Checks the route tables (kw_router_check), creates the lws context and starts
+ * listening on srv->config's address (HTTPS when a certificate is configured). Logs
+ * nothing itself except through lws's own error lines (and a warning when LIVEKIT_URL
+ * has no usable origin for the Content-Security-Policy). On success srv->http is set and
+ * srv->started_ms is the wall clock; stop it with kw_http_stop.
  * Errors: KW_ERR_IO (the address cannot be bound, or TLS setup failed), KW_ERR_NOMEM,
- * KW_ERR_STATE (already started).
+ * KW_ERR_STATE (already started), KW_ERR_INTERNAL (a route table is malformed).
  */
 kw_err kw_http_start(kw_server *srv, kw_error *err) KW_MUST_CHECK;
 

@@ -23,6 +23,7 @@
 #include "db.h"
 #include "db_keys.h"
 #include "db_members.h"
+#include "db_sqlite.h"
 #include "keywave/bundle.h"
 #include "keywave/identity.h"
 #include "keywave/store.h"
@@ -140,14 +141,14 @@ static int add_user_devices(const char *name, int n, char user_id[KW_DB_ID_MAX +
 
 static void migrations_are_idempotent_on_reopen(void)
 {
-    KWT_EQ(raw_int("PRAGMA user_version"), 2);
+    KWT_EQ(raw_int("PRAGMA user_version"), kw_sqlite_schema_version());
     char user_id[KW_DB_ID_MAX + 1], code[KW_ENROLL_CODE_CHARS + 1];
     kw_error err;
     KWT_ERR(M->user_add(db->ctx, "persisted", NOW, user_id, code, &err), KW_OK);
     for (int i = 0; i < 3; i++)
         if (!reopen())
             return;
-    KWT_EQ(raw_int("PRAGMA user_version"), 2);
+    KWT_EQ(raw_int("PRAGMA user_version"), kw_sqlite_schema_version());
     KWT_EQ(raw_int("SELECT count(*) FROM users WHERE name = 'persisted'"), 1);
     KWT_EQ(raw_int("SELECT count(*) FROM sqlite_master WHERE name = 'member_prekeys'"), 1);
     kw_db_user u;
@@ -181,7 +182,9 @@ static void newer_schema_is_refused(void)
     KWT_ERR(kw_db_open_sqlite(dir, &d, &err), KW_ERR_STATE);
     KWT_CHECK(d == NULL);
     KWT_CHECK(strstr(err.detail, "99") != NULL);
-    KWT_EQ(raw_int("PRAGMA user_version = 2"), 0);
+    char restore[64];
+    snprintf(restore, sizeof restore, "PRAGMA user_version = %d", kw_sqlite_schema_version());
+    KWT_EQ(raw_int(restore), 0);
     reopen();
 }
 
