@@ -69,7 +69,7 @@ $(BUILD)/tests/test_srv_%: tests/unit/test_srv_%.c tests/unit/kwtest.h $(SERVER_
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LIB_CFLAGS) $(SERVER_CFLAGS) -Iserver -Itests/unit $(LDFLAGS) $< $(SERVER_LIB_OBJ) $(LIBKW) -o $@ $(SERVER_LIBS) $(LIB_LIBS)
 
-$(BUILD)/tests/%: tests/integration/%.c tests/unit/kwtest.h $(LIBKW)
+$(BUILD)/tests/%: tests/integration/%.c tests/unit/kwtest.h $(wildcard tests/integration/*.h) $(LIBKW)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LIB_CFLAGS) -Itests/unit $(LDFLAGS) $< $(LIBKW) -o $@ $(LIB_LIBS)
 

@@ -381,6 +381,8 @@ kw_err kw_db_open_sqlite(const char *data_dir, kw_db **out, kw_error *err)
     db->ctx = s;
     db->members = &kw_sqlite_members_ops;
     db->keys = &kw_sqlite_keys_ops;
+    db->meetings = &kw_sqlite_meetings_ops;
+    db->guests = &kw_sqlite_guests_ops;
     db->close = sqlite_close;
     *out = db;
     return KW_OK;

@@ -11,7 +11,9 @@
 
 #include <sqlite3.h>
 
+#include "db_guests.h"
 #include "db_keys.h"
+#include "db_meetings.h"
 #include "db_members.h"
 #include "keywave/err.h"
 #include "keywave/random.h"
@@ -61,5 +63,7 @@ int kw_sqlite_schema_version(void);
 /* The ops tables of db_sqlite_members.c and db_sqlite_keys.c. */
 extern const kw_db_members_ops kw_sqlite_members_ops;
 extern const kw_db_keys_ops kw_sqlite_keys_ops;
+extern const kw_db_meetings_ops kw_sqlite_meetings_ops;
+extern const kw_db_guests_ops kw_sqlite_guests_ops;
 
 #endif

@@ -16,9 +16,9 @@
 
 #include "keywave/err.h"
 
-#define KW_HTTP_BODY_MAX  65536 /* request bodies above this are 413 (INV-11) */
-#define KW_HTTP_PARAMS_MAX 4    /* path parameters in one route */
-#define KW_HTTP_ID_MAX    128   /* longest id kept for a caller */
+#define KW_HTTP_BODY_MAX   65536 /* request bodies above this are 413 (INV-11) */
+#define KW_HTTP_PARAMS_MAX 4     /* path parameters in one route */
+#define KW_HTTP_ID_MAX     128   /* longest id kept for a caller */
 
 typedef enum kw_method {
     KW_GET = 1,
@@ -38,7 +38,11 @@ typedef enum kw_auth {
     KW_AUTH_EITHER = 3, /* member or guest; the handler looks at caller.kind */
 } kw_auth;
 
-typedef enum kw_caller_kind { KW_CALLER_ANON = 0, KW_CALLER_MEMBER = 1, KW_CALLER_GUEST = 2 } kw_caller_kind;
+typedef enum kw_caller_kind {
+    KW_CALLER_ANON = 0,
+    KW_CALLER_MEMBER = 1,
+    KW_CALLER_GUEST = 2
+} kw_caller_kind;
 
 /* The authenticated caller, filled by the router. */
 typedef struct kw_caller {
@@ -51,11 +55,11 @@ typedef struct kw_caller {
 
 typedef struct kw_request {
     kw_method method;
-    const char *method_name;  /* "GET", ... as sent */
-    const char *path;         /* path as sent, still percent-encoded */
-    const char *query;        /* query string without '?', "" when none */
-    const char *target;       /* path, plus "?query" when the query is non-empty (signing) */
-    const uint8_t *body;      /* raw body bytes (not NUL-terminated); NULL when empty */
+    const char *method_name; /* "GET", ... as sent */
+    const char *path;        /* path as sent, still percent-encoded */
+    const char *query;       /* query string without '?', "" when none */
+    const char *target;      /* path, plus "?query" when the query is non-empty (signing) */
+    const uint8_t *body;     /* raw body bytes (not NUL-terminated); NULL when empty */
     size_t body_len;
     /* Headers keywave uses; NULL when absent. */
     const char *client_id, *timestamp, *nonce, *signature; /* X-Client-ID ... X-Signature */
@@ -75,10 +79,10 @@ typedef struct kw_response {
     const char *content_type; /* static; NULL means application/json */
     char *body;               /* owned */
     size_t body_len;
-    int html;                 /* 1: add the Content-Security-Policy of DESIGN.md section 10 */
-    int64_t retry_after_s;    /* > 0: a Retry-After header */
-    const char *location;     /* static or owned by the server: a Location header (302) */
-    const char *allow;        /* static: an Allow header (405) */
+    int html;              /* 1: add the Content-Security-Policy of DESIGN.md section 10 */
+    int64_t retry_after_s; /* > 0: a Retry-After header */
+    const char *location;  /* static or owned by the server: a Location header (302) */
+    const char *allow;     /* static: an Allow header (405) */
 } kw_response;
 
 struct kw_server;
@@ -151,7 +155,6 @@ kw_err kw_response_bytes(kw_response *res, unsigned status, const char *content_
  * res->html = 1 so the Content-Security-Policy of DESIGN.md section 10 and
  * Referrer-Policy: no-referrer go with it. Errors: KW_ERR_NOMEM.
  */
-kw_err kw_response_html(kw_response *res, unsigned status, const char *html,
-                        size_t len);
+kw_err kw_response_html(kw_response *res, unsigned status, const char *html, size_t len);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "cleanup.h"
 #include "cli_user.h"
 #include "config.h"
 #include "db.h"
@@ -141,6 +142,7 @@ int main(int argc, char **argv)
         goto done;
     }
     srv.auth_member = kw_auth_member;
+    srv.auth_guest = kw_auth_guest;
     install_signal_handlers();
     if (kw_http_start(&srv, &err) != KW_OK) {
         log_failure("listen_failed", &err);
@@ -148,7 +150,9 @@ int main(int argc, char **argv)
     }
     log_start(&srv.config);
 
+    int64_t next_cleanup_ms = 0; /* INV-10: housekeeping at most once per second */
     while (!stop_signal) {
+        next_cleanup_ms = kw_cleanup_poll(&srv, next_cleanup_ms);
         if (kw_http_service(&srv, &err) != KW_OK) {
             log_failure("loop_failed", &err);
             goto done;

@@ -20,11 +20,13 @@
 extern const kw_route kw_routes_health[];
 extern const kw_route kw_routes_auth[];
 extern const kw_route kw_routes_keys[];
+extern const kw_route kw_routes_guests[];
 
 static const kw_route *const tables[] = {
     kw_routes_health,
     kw_routes_auth,
     kw_routes_keys,
+    kw_routes_guests,
     NULL,
 };
 

@@ -559,13 +559,23 @@ static void every_response_carries_the_security_headers(void)
     kws_reply_free(&r);
 }
 
-/* Reads one sample of /metrics; -1 if absent. */
+/* The leading decimal digits of s (the integer part of a sample), or -1. */
+static long long leading_number(const char *s)
+{
+    long long v = 0;
+    size_t n = 0;
+    for (; s[n] >= '0' && s[n] <= '9' && n < 18; n++)
+        v = v * 10 + (s[n] - '0');
+    return n > 0 ? v : -1;
+}
+
+/* Reads one sample of /metrics (its integer part); -1 if absent. */
 static long long metric(const char *text, const char *name)
 {
     size_t n = strlen(name);
     for (const char *line = text; line != NULL && *line != '\0';) {
         if (strncmp(line, name, n) == 0 && line[n] == ' ')
-            return atoll(line + n + 1);
+            return leading_number(line + n + 1);
         line = strchr(line, '\n');
         if (line != NULL)
             line++;
