@@ -60,7 +60,7 @@
 /* First allocation for a chunked body; it doubles up to KW_HTTP_BODY_MAX. */
 #define CHUNKED_INITIAL 4096
 /* The Content-Security-Policy with the longest LiveKit origin config.c allows. */
-#define CSP_MAX    512
+#define CSP_MAX    1024
 #define ORIGIN_MAX 200
 
 /* ---- the HTTP layer's own state -------------------------------------------------- */
@@ -963,11 +963,23 @@ static void build_csp(const kw_config *cfg, char out[CSP_MAX])
                "detail=\"LIVEKIT_URL has no plain scheme://host[:port] origin; connect-src "
                "stays 'self'\"");
     }
+    /* livekit-client talks to one LiveKit host both ways: WebSocket for signalling and
+     * fetch for /rtc/validate, so the origin is allowed under both schemes. */
+    char twin[ORIGIN_MAX + 2] = "";
+    static const char *const pairs[][2] = {
+        {"wss://", "https://"}, {"ws://", "http://"}, {"https://", "wss://"}, {"http://", "ws://"}};
+    for (size_t i = 0; origin[0] && i < sizeof pairs / sizeof pairs[0]; i++) {
+        size_t n = strlen(pairs[i][0]);
+        if (strncmp(origin, pairs[i][0], n) == 0) {
+            snprintf(twin, sizeof twin, " %s%s", pairs[i][1], origin + n);
+            break;
+        }
+    }
     snprintf(out, CSP_MAX,
              "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
-             "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'%s%s; "
+             "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'%s%s%s; "
              "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-             origin[0] ? " " : "", origin);
+             origin[0] ? " " : "", origin, twin);
 }
 
 /* ---- start, loop, drain, stop --------------------------------------------------------- */
