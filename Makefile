@@ -97,8 +97,9 @@ test-c: deps
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) ONLY_C=1 tests/run.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/bench/crypto
+	@$(MAKE) --no-print-directory all
 	@bench/run-crypto.sh $(BUILD)/bench/crypto
+	@if [ -x bench/run-http.sh ]; then bench/run-http.sh $(BUILD); fi
 
 web:
 	@echo "make web: the browser build arrives with the guest-app issue" >&2; exit 1
