@@ -18,6 +18,7 @@
 
 #include "api_json.h"
 #include "api_keys.h"
+#include "api_meetings.h"
 #include "cleanup.h"
 #include "crypto.h"
 #include "db.h"
@@ -41,13 +42,6 @@ static kw_err reply(kw_response *res, unsigned status, json_t *obj, kw_error *er
 static kw_err reply_count(kw_response *res, size_t count, kw_error *err)
 {
     return reply(res, 200, json_pack("{s:I}", "count", (json_int_t)count), err);
-}
-
-/* RFC 3339 text of ms as a new JSON string (NULL on failure, which reply() turns into 500). */
-static json_t *time_json(int64_t ms)
-{
-    char text[KW_TIME_TEXT_MAX];
-    return kw_time_format(ms, text) == KW_OK ? json_string(text) : NULL;
 }
 
 /*
@@ -84,27 +78,19 @@ static kw_err empty_body(const kw_request *req, kw_error *err)
 static kw_err guest_own(kw_server *srv, const kw_request *req, const char *session_id,
                         kw_db_guest *g, kw_error *err)
 {
-    if (req->caller.kind != KW_CALLER_GUEST || srv->db == NULL) /* cannot happen behind the router */
+    if (req->caller.kind != KW_CALLER_GUEST ||
+        srv->db == NULL) /* cannot happen behind the router */
         return kw_error_set(err, KW_ERR_INTERNAL, "no authenticated guest");
     if (strcmp(req->caller.session_id, session_id) != 0)
         return kw_error_set(err, KW_ERR_FORBIDDEN, "a guest may act only on its own session");
     return srv->db->guests->get(srv->db->ctx, session_id, g, err);
 }
 
-/* The member caller must be a participant of meeting_id. */
+/* The member caller must be a participant of meeting_id (any role). INV-3 */
 static kw_err member_of(kw_server *srv, const kw_request *req, const char *meeting_id,
                         kw_error *err)
 {
-    if (req->caller.kind != KW_CALLER_MEMBER || srv->db == NULL)
-        return kw_error_set(err, KW_ERR_INTERNAL, "no authenticated member");
-    kw_meeting_role role = KW_MEETING_ROLE_NONE;
-    kw_err rc = srv->db->meetings->meeting_role(srv->db->ctx, meeting_id, req->caller.user_id,
-                                                &role, err);
-    if (rc == KW_ERR_NOT_FOUND)
-        return kw_error_set(err, rc, "meeting: no such meeting");
-    if (rc == KW_OK && role == KW_MEETING_ROLE_NONE)
-        return kw_error_set(err, KW_ERR_FORBIDDEN, "only members of this meeting may do this");
-    return rc;
+    return kw_api_meeting_access(srv, req, meeting_id, KW_MEETING_ROLE_MEMBER, NULL, NULL, err);
 }
 
 /* 1 when user_id is a participant of meeting_id. */
@@ -152,11 +138,15 @@ static kw_err get_only(const kw_request *req, kw_response *res, kw_error *err)
 
 /* ---- registration, pre-keys, leaving -------------------------------------------------------- */
 
-static kw_err post_register(kw_server *srv, const kw_request *req, kw_response *res,
-                            kw_error *err)
+static kw_err post_register(kw_server *srv, const kw_request *req, kw_response *res, kw_error *err)
 {
-    static const char *const fields[] = {"invitation_token", "display_name", "identity_key",
-                                         "registration_id", "signed_pre_key", "pre_keys", NULL};
+    static const char *const fields[] = {"invitation_token",
+                                         "display_name",
+                                         "identity_key",
+                                         "registration_id",
+                                         "signed_pre_key",
+                                         "pre_keys",
+                                         NULL};
     kw_db_guest_registration reg;
     kw_db_prekey keys[KW_GUEST_PREKEYS_AT_REGISTRATION];
     kw_db_guest_created out;
@@ -171,8 +161,8 @@ static kw_err post_register(kw_server *srv, const kw_request *req, kw_response *
     if (rc == KW_OK)
         rc = kw_api_string(body, "", "invitation_token", 1, 256, &reg.invitation_token, err);
     if (rc == KW_OK)
-        rc = kw_api_string(body, "", "display_name", 1, KW_GUEST_NAME_BYTES_MAX,
-                           &reg.display_name, err);
+        rc = kw_api_string(body, "", "display_name", 1, KW_GUEST_NAME_BYTES_MAX, &reg.display_name,
+                           err);
     if (rc == KW_OK)
         rc = kw_api_pubkey(body, "", "identity_key", reg.identity_key, err);
     if (rc == KW_OK)
@@ -182,9 +172,9 @@ static kw_err post_register(kw_server *srv, const kw_request *req, kw_response *
                                              "signed_pre_key", &reg.signed_pre_key_id,
                                              reg.signed_pre_key, reg.signed_pre_key_signature, err);
     if (rc == KW_OK)
-        rc = kw_api_keys_parse_prekeys(body, "pre_keys", KW_GUEST_PREKEYS_AT_REGISTRATION,
-                                       KW_GUEST_PREKEYS_AT_REGISTRATION, keys, &reg.n_pre_keys,
-                                       err);
+        rc =
+            kw_api_keys_parse_prekeys(body, "pre_keys", KW_GUEST_PREKEYS_AT_REGISTRATION,
+                                      KW_GUEST_PREKEYS_AT_REGISTRATION, keys, &reg.n_pre_keys, err);
     if (rc == KW_OK) {
         reg.registration_id = (uint32_t)reg_id;
         reg.pre_keys = keys;
@@ -196,7 +186,7 @@ static kw_err post_register(kw_server *srv, const kw_request *req, kw_response *
         rc = reply(res, 201,
                    json_pack("{s:s, s:s, s:s, s:o}", "session_id", out.session_id, "guest_secret",
                              out.guest_secret, "meeting_id", out.meeting_id, "expires_at",
-                             time_json(out.expires_ms)),
+                             kw_api_time_json(out.expires_ms)),
                    err);
     json_decref(body); /* after the reply: reg borrows strings from body */
     kw_wipe(&out, sizeof out);
@@ -216,8 +206,7 @@ static kw_err get_prekey_count(kw_server *srv, const kw_request *req, kw_respons
     return rc == KW_OK ? reply_count(res, count, err) : rc;
 }
 
-static kw_err post_prekeys(kw_server *srv, const kw_request *req, kw_response *res,
-                           kw_error *err)
+static kw_err post_prekeys(kw_server *srv, const kw_request *req, kw_response *res, kw_error *err)
 {
     static const char *const fields[] = {"pre_keys", NULL};
     kw_db_guest g;
@@ -238,8 +227,7 @@ static kw_err post_prekeys(kw_server *srv, const kw_request *req, kw_response *r
     return rc == KW_OK ? reply_count(res, count, err) : rc;
 }
 
-static kw_err delete_session(kw_server *srv, const kw_request *req, kw_response *res,
-                             kw_error *err)
+static kw_err delete_session(kw_server *srv, const kw_request *req, kw_response *res, kw_error *err)
 {
     kw_db_guest g;
     kw_err rc = params(req, 1, err);
@@ -268,8 +256,8 @@ static kw_err post_request_admission(kw_server *srv, const kw_request *req, kw_r
     if (rc != KW_OK)
         return rc;
     if (g.status == KW_GUEST_ADMITTED || g.status == KW_GUEST_DECLINED) {
-        kw_err code = g.status == KW_GUEST_ADMITTED ? KW_ERR_ALREADY_ADMITTED
-                                                     : KW_ERR_ALREADY_DECLINED;
+        kw_err code =
+            g.status == KW_GUEST_ADMITTED ? KW_ERR_ALREADY_ADMITTED : KW_ERR_ALREADY_DECLINED;
         kw_error_set(err, code, "the guest was already %s",
                      code == KW_ERR_ALREADY_ADMITTED ? "admitted" : "declined");
         return reply_decided(res, code, &g, err);
@@ -306,10 +294,10 @@ static kw_err get_waiting(kw_server *srv, const kw_request *req, kw_response *re
         return rc;
     json_t *list = json_array();
     for (size_t i = 0; list != NULL && i < n; i++)
-        if (json_array_append_new(list, json_pack("{s:s, s:s, s:o}", "session_id",
-                                                  rows[i].session_id, "display_name",
-                                                  rows[i].display_name, "requested_at",
-                                                  time_json(rows[i].requested_ms))) != 0) {
+        if (json_array_append_new(list,
+                                  json_pack("{s:s, s:s, s:o}", "session_id", rows[i].session_id,
+                                            "display_name", rows[i].display_name, "requested_at",
+                                            kw_api_time_json(rows[i].requested_ms))) != 0) {
             json_decref(list);
             list = NULL;
         }
@@ -332,8 +320,8 @@ static kw_err decide(kw_server *srv, const kw_request *req, kw_response *res, in
         rc = empty_body(req, err); /* INV-3: no admitted_by or any other field */
     if (rc == KW_OK && !admit && req->body_len > 0) {
         rc = kw_api_body_object(req, decline_fields, &body, err);
-        if (rc == KW_OK && json_object_get(body, "reason") != NULL)
-            rc = kw_api_string(body, "", "reason", 0, KW_GUEST_REASON_MAX, &reason, err);
+        if (rc == KW_OK)
+            rc = kw_api_opt_string(body, "reason", 0, KW_GUEST_REASON_MAX, &reason, err);
     }
     if (rc == KW_OK)
         rc = srv->db->guests->decide(srv->db->ctx, req->params[0], req->params[1], admit,
@@ -421,8 +409,7 @@ static kw_err get_member_bundle(kw_server *srv, const kw_request *req, kw_respon
     if (rc != KW_OK)
         return rc;
     const char *user_id = req->params[1];
-    if (!parse_device_id(req->params[2], &device_id) ||
-        srv->presence == NULL ||
+    if (!parse_device_id(req->params[2], &device_id) || srv->presence == NULL ||
         !srv->presence->ops->device_present(srv->presence->ctx, g.meeting_id, user_id,
                                             req->params[2]) ||
         !is_participant(srv, g.meeting_id, user_id))

@@ -27,8 +27,8 @@ static kw_err post_invitation(kw_server *srv, const kw_request *req, kw_response
     memset(&inv, 0, sizeof inv);
     if (req->n_params != 1)
         return kw_error_set(err, KW_ERR_INTERNAL, "route parameters missing");
-    kw_err rc = kw_api_meeting_access(srv, req, req->params[0], KW_MEETING_ROLE_MANAGER, NULL,
-                                      NULL, err);
+    kw_err rc =
+        kw_api_meeting_access(srv, req, req->params[0], KW_MEETING_ROLE_MANAGER, NULL, NULL, err);
     if (rc == KW_OK)
         rc = kw_api_body_optional(req, fields, &body, err);
     if (rc == KW_OK)
@@ -40,14 +40,14 @@ static kw_err post_invitation(kw_server *srv, const kw_request *req, kw_response
     if (rc == KW_OK && json_object_get(body, "expires_at") != NULL && expires_ms <= req->now_ms)
         rc = kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "expires_at: must be in the future");
     if (rc == KW_OK)
-        rc = srv->db->meetings->invitation_create(srv->db->ctx, req->params[0],
-                                                  req->caller.user_id, label, expires_ms, max_uses,
-                                                  req->now_ms, &inv, err);
+        rc = srv->db->meetings->invitation_create(srv->db->ctx, req->params[0], req->caller.user_id,
+                                                  label, expires_ms, max_uses, req->now_ms, &inv,
+                                                  err);
     json_decref(body);
     if (rc != KW_OK)
         return rc;
-    size_t url_len = strlen(srv->config.public_url) + sizeof "/join/meeting/" +
-                     KW_INVITATION_TOKEN_CHARS;
+    size_t url_len =
+        strlen(srv->config.public_url) + sizeof "/join/meeting/" + KW_INVITATION_TOKEN_CHARS;
     char *url = malloc(url_len);
     if (url != NULL)
         snprintf(url, url_len, "%s/join/meeting/%s", srv->config.public_url, inv.token);
@@ -72,8 +72,8 @@ static kw_err get_invitations(kw_server *srv, const kw_request *req, kw_response
     size_t n = 0;
     if (req->n_params != 1)
         return kw_error_set(err, KW_ERR_INTERNAL, "route parameters missing");
-    kw_err rc = kw_api_meeting_access(srv, req, req->params[0], KW_MEETING_ROLE_MANAGER, NULL,
-                                      NULL, err);
+    kw_err rc =
+        kw_api_meeting_access(srv, req, req->params[0], KW_MEETING_ROLE_MANAGER, NULL, NULL, err);
     if (rc == KW_OK)
         rc = srv->db->meetings->invitation_list(srv->db->ctx, req->params[0], &list, &n, err);
     if (rc != KW_OK)
@@ -103,8 +103,8 @@ static kw_err delete_invitation(kw_server *srv, const kw_request *req, kw_respon
 {
     if (req->n_params != 2)
         return kw_error_set(err, KW_ERR_INTERNAL, "route parameters missing");
-    kw_err rc = kw_api_meeting_access(srv, req, req->params[0], KW_MEETING_ROLE_MANAGER, NULL,
-                                      NULL, err);
+    kw_err rc =
+        kw_api_meeting_access(srv, req, req->params[0], KW_MEETING_ROLE_MANAGER, NULL, NULL, err);
     if (rc == KW_OK) /* INV-9: a revoked token stops working at once */
         rc = srv->db->meetings->invitation_revoke(srv->db->ctx, req->params[0], req->params[1],
                                                   req->now_ms, err);

@@ -66,8 +66,7 @@ static char *read_index(size_t *len)
     return buf;
 }
 
-static kw_err get_join_page(kw_server *srv, const kw_request *req, kw_response *res,
-                            kw_error *err)
+static kw_err get_join_page(kw_server *srv, const kw_request *req, kw_response *res, kw_error *err)
 {
     (void)srv;
     if (req->n_params != 1)
@@ -85,8 +84,7 @@ static kw_err get_join_page(kw_server *srv, const kw_request *req, kw_response *
     return rc == KW_OK ? KW_OK : kw_error_set(err, rc, "out of memory");
 }
 
-static kw_err get_join_info(kw_server *srv, const kw_request *req, kw_response *res,
-                            kw_error *err)
+static kw_err get_join_info(kw_server *srv, const kw_request *req, kw_response *res, kw_error *err)
 {
     char meeting_id[KW_DB_ID_MAX + 1];
     if (req->n_params != 1)

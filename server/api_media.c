@@ -44,27 +44,40 @@ static kw_err reply_livekit(kw_server *srv, kw_response *res, kw_livekit_token *
     return rc == KW_OK ? KW_OK : kw_error_set(err, rc, "out of memory");
 }
 
+/*
+ * The common part of both LiveKit routes: LiveKit configured, the body {<field>: id},
+ * and the caller's user name for the token. *body owns what *id points into
+ * (json_decref it whatever is returned).
+ */
+static kw_err livekit_request(kw_server *srv, const kw_request *req, const char *field,
+                              json_t **body, const char **id, kw_db_user *user, kw_error *err)
+{
+    const char *const fields[] = {field, NULL};
+    *body = NULL;
+    kw_err rc = livekit_configured(srv, err);
+    if (rc == KW_OK)
+        rc = kw_api_body_object(req, fields, body, err);
+    if (rc == KW_OK)
+        rc = kw_api_string(*body, "", field, 1, KW_DB_ID_MAX, id, err);
+    if (rc == KW_OK)
+        rc = srv->db->members->user_get(srv->db->ctx, req->caller.user_id, user, err);
+    return rc;
+}
+
 static kw_err post_livekit_channel(kw_server *srv, const kw_request *req, kw_response *res,
                                    kw_error *err)
 {
-    static const char *const fields[] = {"channelId", NULL};
     json_t *body = NULL;
     const char *channel_id = NULL;
     kw_meeting_role role = KW_MEETING_ROLE_NONE;
     kw_db_user user;
     kw_livekit_token t = {0};
-    kw_err rc = livekit_configured(srv, err);
-    if (rc == KW_OK)
-        rc = kw_api_body_object(req, fields, &body, err);
-    if (rc == KW_OK)
-        rc = kw_api_string(body, "", "channelId", 1, KW_DB_ID_MAX, &channel_id, err);
+    kw_err rc = livekit_request(srv, req, "channelId", &body, &channel_id, &user, err);
     if (rc == KW_OK)
         rc = srv->db->meetings->channel_role(srv->db->ctx, channel_id, req->caller.user_id, &role,
                                              err);
     if (rc == KW_OK && role == KW_MEETING_ROLE_NONE)
         rc = kw_error_set(err, KW_ERR_FORBIDDEN, "you are not a member of this channel");
-    if (rc == KW_OK)
-        rc = srv->db->members->user_get(srv->db->ctx, req->caller.user_id, &user, err);
     if (rc == KW_OK)
         rc = kw_token_livekit_channel(srv->config.livekit_api_key, srv->config.livekit_api_secret,
                                       req->caller.user_id, user.name, channel_id,
@@ -76,21 +89,14 @@ static kw_err post_livekit_channel(kw_server *srv, const kw_request *req, kw_res
 static kw_err post_livekit_meeting(kw_server *srv, const kw_request *req, kw_response *res,
                                    kw_error *err)
 {
-    static const char *const fields[] = {"meetingId", NULL};
     json_t *body = NULL;
     const char *meeting_id = NULL;
     kw_meeting_role role = KW_MEETING_ROLE_NONE;
     kw_db_user user;
     kw_livekit_token t = {0};
-    kw_err rc = livekit_configured(srv, err);
-    if (rc == KW_OK)
-        rc = kw_api_body_object(req, fields, &body, err);
-    if (rc == KW_OK)
-        rc = kw_api_string(body, "", "meetingId", 1, KW_DB_ID_MAX, &meeting_id, err);
+    kw_err rc = livekit_request(srv, req, "meetingId", &body, &meeting_id, &user, err);
     if (rc == KW_OK)
         rc = kw_api_meeting_access(srv, req, meeting_id, KW_MEETING_ROLE_MEMBER, &role, NULL, err);
-    if (rc == KW_OK)
-        rc = srv->db->members->user_get(srv->db->ctx, req->caller.user_id, &user, err);
     if (rc == KW_OK)
         rc = kw_token_livekit_meeting(srv->config.livekit_api_key, srv->config.livekit_api_secret,
                                       req->caller.user_id, req->caller.device_id, user.name,
@@ -153,9 +159,9 @@ static kw_err post_jitsi_join(kw_server *srv, const kw_request *req, kw_response
     json_decref(body);
     if (rc != KW_OK)
         return rc;
-    rc = kw_response_take_json(res, 200,
-                               json_pack("{s:s, s:s, s:s}", "token", t.jwt, "url", t.url,
-                                         "room_name", t.room_name));
+    rc = kw_response_take_json(
+        res, 200,
+        json_pack("{s:s, s:s, s:s}", "token", t.jwt, "url", t.url, "room_name", t.room_name));
     kw_jitsi_token_free(&t);
     return rc == KW_OK ? KW_OK : kw_error_set(err, rc, "out of memory");
 }

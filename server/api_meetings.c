@@ -19,6 +19,7 @@
 
 #include "api_json.h"
 #include "db.h"
+#include "db_guests.h"
 #include "presence.h"
 #include "server.h"
 
@@ -71,10 +72,9 @@ kw_err kw_time_parse(const char *t, int64_t *ms)
     static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int64_t y, mo, d, h, mi, s, frac = 0;
     *ms = 0;
-    if (t == NULL || strlen(t) < 20 || !digits(t, 4, &y) || t[4] != '-' ||
-        !digits(t + 5, 2, &mo) || t[7] != '-' || !digits(t + 8, 2, &d) || t[10] != 'T' ||
-        !digits(t + 11, 2, &h) || t[13] != ':' || !digits(t + 14, 2, &mi) || t[16] != ':' ||
-        !digits(t + 17, 2, &s))
+    if (t == NULL || strlen(t) < 20 || !digits(t, 4, &y) || t[4] != '-' || !digits(t + 5, 2, &mo) ||
+        t[7] != '-' || !digits(t + 8, 2, &d) || t[10] != 'T' || !digits(t + 11, 2, &h) ||
+        t[13] != ':' || !digits(t + 14, 2, &mi) || t[16] != ':' || !digits(t + 17, 2, &s))
         return KW_ERR_INVALID_ARGUMENT;
     if (y < 1970 || mo < 1 || mo > 12 || d < 1 ||
         d > mdays[mo - 1] + (mo == 2 && leap(y) ? 1 : 0) || h > 23 || mi > 59 || s > 59)
@@ -216,17 +216,18 @@ kw_err kw_api_meeting_access(kw_server *srv, const kw_request *req, const char *
     /* Cannot happen behind the router (member rows): fail safely anyway. */
     if (srv->db == NULL || srv->db->meetings == NULL || req->caller.kind != KW_CALLER_MEMBER)
         return kw_error_set(err, KW_ERR_INTERNAL, "no authenticated member");
-    kw_err rc = srv->db->meetings->meeting_role(srv->db->ctx, meeting_id, req->caller.user_id, &r,
-                                                err);
+    kw_err rc =
+        srv->db->meetings->meeting_role(srv->db->ctx, meeting_id, req->caller.user_id, &r, err);
     if (rc != KW_OK)
         return rc;
     if (r == KW_MEETING_ROLE_NONE || r < min)
         return kw_error_set(err, KW_ERR_FORBIDDEN,
-                            r == KW_MEETING_ROLE_NONE
-                                ? "you are not a participant of this meeting"
-                                : min == KW_MEETING_ROLE_OWNER ? "only the meeting's owner may do this"
-                                                               : "only the owner or a manager may do this");
-    if (m != NULL && (rc = srv->db->meetings->meeting_get(srv->db->ctx, meeting_id, m, err)) != KW_OK)
+                            r == KW_MEETING_ROLE_NONE ? "you are not a participant of this meeting"
+                            : min == KW_MEETING_ROLE_OWNER
+                                ? "only the meeting's owner may do this"
+                                : "only the owner or a manager may do this");
+    if (m != NULL &&
+        (rc = srv->db->meetings->meeting_get(srv->db->ctx, meeting_id, m, err)) != KW_OK)
         return rc;
     if (role != NULL)
         *role = r;
@@ -247,15 +248,14 @@ json_t *kw_api_meeting_json(const kw_db_meeting *m)
     if (kw_time_format(m->start_ms, start) != KW_OK || kw_time_format(m->end_ms, end) != KW_OK ||
         kw_time_format(m->created_ms, created) != KW_OK)
         return NULL; /* cannot happen: stored times come from kw_time_parse or the clock */
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s}", "meeting_id",
-                     m->meeting_id, "title", m->title, "description", m->description,
-                     "start_time", start, "end_time", end, "is_instant_call", m->is_instant_call,
-                     "allow_external", m->allow_external, "created_by", m->created_by,
-                     "created_at", created);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s}", "meeting_id", m->meeting_id,
+                     "title", m->title, "description", m->description, "start_time", start,
+                     "end_time", end, "is_instant_call", m->is_instant_call, "allow_external",
+                     m->allow_external, "created_by", m->created_by, "created_at", created);
 }
 
-kw_err kw_api_opt_string(json_t *obj, const char *field, size_t min, size_t max,
-                         const char **out, kw_error *err)
+kw_err kw_api_opt_string(json_t *obj, const char *field, size_t min, size_t max, const char **out,
+                         kw_error *err)
 {
     *out = NULL;
     if (json_object_get(obj, field) == NULL)
@@ -309,7 +309,8 @@ static kw_err reply_meeting(kw_response *res, unsigned status, const kw_db_meeti
 
 static kw_err need_params(const kw_request *req, size_t n, kw_error *err)
 {
-    return req->n_params == n ? KW_OK : kw_error_set(err, KW_ERR_INTERNAL, "route parameters missing");
+    return req->n_params == n ? KW_OK
+                              : kw_error_set(err, KW_ERR_INTERNAL, "route parameters missing");
 }
 
 /* ---- meetings ---------------------------------------------------------------------------- */
@@ -425,8 +426,7 @@ static kw_err get_meeting(kw_server *srv, const kw_request *req, kw_response *re
     return rc;
 }
 
-static kw_err patch_meeting(kw_server *srv, const kw_request *req, kw_response *res,
-                            kw_error *err)
+static kw_err patch_meeting(kw_server *srv, const kw_request *req, kw_response *res, kw_error *err)
 {
     static const char *const fields[] = {"title",    "description",    "start_time",
                                          "end_time", "allow_external", NULL};
@@ -435,8 +435,8 @@ static kw_err patch_meeting(kw_server *srv, const kw_request *req, kw_response *
     kw_db_meeting *m = malloc(sizeof *m);
     kw_err rc = m ? need_params(req, 1, err) : kw_error_set(err, KW_ERR_NOMEM, "out of memory");
     if (rc == KW_OK)
-        rc = kw_api_meeting_access(srv, req, req->params[0], KW_MEETING_ROLE_OWNER, NULL, NULL,
-                                   err);
+        rc =
+            kw_api_meeting_access(srv, req, req->params[0], KW_MEETING_ROLE_OWNER, NULL, NULL, err);
     if (rc == KW_OK)
         rc = kw_api_body_object(req, fields, &body, err);
     if (rc == KW_OK && json_object_size(body) == 0)
@@ -444,8 +444,8 @@ static kw_err patch_meeting(kw_server *srv, const kw_request *req, kw_response *
     if (rc == KW_OK && (p.has_title = json_object_get(body, "title") != NULL))
         rc = kw_api_string(body, "", "title", 1, KW_MEETING_TITLE_MAX, &p.title, err);
     if (rc == KW_OK && (p.has_description = json_object_get(body, "description") != NULL))
-        rc = kw_api_string(body, "", "description", 0, KW_MEETING_DESCRIPTION_MAX,
-                           &p.description, err);
+        rc = kw_api_string(body, "", "description", 0, KW_MEETING_DESCRIPTION_MAX, &p.description,
+                           err);
     if (rc == KW_OK && (p.has_start = json_object_get(body, "start_time") != NULL))
         rc = kw_api_time_field(body, "start_time", &p.start_ms, err);
     if (rc == KW_OK && (p.has_end = json_object_get(body, "end_time") != NULL))
@@ -461,13 +461,12 @@ static kw_err patch_meeting(kw_server *srv, const kw_request *req, kw_response *
     return rc;
 }
 
-static kw_err delete_meeting(kw_server *srv, const kw_request *req, kw_response *res,
-                             kw_error *err)
+static kw_err delete_meeting(kw_server *srv, const kw_request *req, kw_response *res, kw_error *err)
 {
     kw_err rc = need_params(req, 1, err);
     if (rc == KW_OK)
-        rc = kw_api_meeting_access(srv, req, req->params[0], KW_MEETING_ROLE_OWNER, NULL, NULL,
-                                   err);
+        rc =
+            kw_api_meeting_access(srv, req, req->params[0], KW_MEETING_ROLE_OWNER, NULL, NULL, err);
     if (rc == KW_OK) /* INV-9: invitations and guest sessions go with it */
         rc = srv->db->meetings->meeting_delete(srv->db->ctx, req->params[0], err);
     return rc == KW_OK ? kw_api_reply_ok(res, err) : rc;
@@ -552,6 +551,12 @@ static kw_err get_participants(kw_server *srv, const kw_request *req, kw_respons
         rc = srv->db->meetings->meeting_role(srv->db->ctx, meeting_id, "", &unused, err);
         if (rc == KW_OK && strcmp(req->caller.meeting_id, meeting_id) != 0)
             rc = kw_error_set(err, KW_ERR_FORBIDDEN, "your guest session is for another meeting");
+        /* A declined guest has been turned away: it learns nothing more about the room. */
+        kw_db_guest g;
+        if (rc == KW_OK && srv->db->guests != NULL &&
+            (rc = srv->db->guests->get(srv->db->ctx, req->caller.session_id, &g, err)) == KW_OK &&
+            g.status == KW_GUEST_DECLINED)
+            rc = kw_error_set(err, KW_ERR_FORBIDDEN, "your admission was declined");
     } else {
         rc = kw_api_meeting_access(srv, req, meeting_id, KW_MEETING_ROLE_MEMBER, NULL, NULL, err);
     }
@@ -566,8 +571,8 @@ static kw_err get_participants(kw_server *srv, const kw_request *req, kw_respons
         goto done;
     }
     if (srv->presence != NULL) {
-        n_present = srv->presence->ops->video_list(srv->presence->ctx, meeting_id, present,
-                                                   PRESENT_MAX);
+        n_present =
+            srv->presence->ops->video_list(srv->presence->ctx, meeting_id, present, PRESENT_MAX);
         if (n_present > PRESENT_MAX)
             n_present = PRESENT_MAX;
     }
@@ -589,11 +594,10 @@ static kw_err get_participants(kw_server *srv, const kw_request *req, kw_respons
         const char *role_text = role == KW_MEETING_ROLE_OWNER     ? "owner"
                                 : role == KW_MEETING_ROLE_MANAGER ? "manager"
                                                                   : "member";
-        if (json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o?}", "user_id",
-                                                 present[i].user_id, "device_id",
-                                                 present[i].device_id, "role", role_text,
-                                                 "joined_at",
-                                                 kw_api_time_json(present[i].joined_ms))) != 0) {
+        if (json_array_append_new(
+                arr, json_pack("{s:s, s:s, s:s, s:o?}", "user_id", present[i].user_id, "device_id",
+                               present[i].device_id, "role", role_text, "joined_at",
+                               kw_api_time_json(present[i].joined_ms))) != 0) {
             rc = kw_error_set(err, KW_ERR_NOMEM, "out of memory");
             goto done;
         }
@@ -604,11 +608,10 @@ static kw_err get_participants(kw_server *srv, const kw_request *req, kw_respons
         if (rc != KW_OK)
             goto done;
         for (size_t i = 0; i < n_guests; i++)
-            if (json_array_append_new(arr, json_pack("{s:s, s:s, s:o?}", "session_id",
-                                                     guests[i].session_id, "display_name",
-                                                     guests[i].display_name, "admitted_at",
-                                                     kw_api_time_json(guests[i].admitted_ms))) !=
-                0) {
+            if (json_array_append_new(
+                    arr, json_pack("{s:s, s:s, s:o?}", "session_id", guests[i].session_id,
+                                   "display_name", guests[i].display_name, "admitted_at",
+                                   kw_api_time_json(guests[i].admitted_ms))) != 0) {
                 rc = kw_error_set(err, KW_ERR_NOMEM, "out of memory");
                 goto done;
             }

@@ -45,9 +45,9 @@ kw_err kw_api_query(const char *query, kw_api_query_field *fields, size_t n,
  * Errors: KW_ERR_NOT_FOUND (no such meeting), KW_ERR_FORBIDDEN (role below min),
  * KW_ERR_INTERNAL (no member caller), KW_ERR_STORE.
  */
-kw_err kw_api_meeting_access(struct kw_server *srv, const kw_request *req,
-                             const char *meeting_id, kw_meeting_role min, kw_meeting_role *role,
-                             kw_db_meeting *m, kw_error *err) KW_MUST_CHECK;
+kw_err kw_api_meeting_access(struct kw_server *srv, const kw_request *req, const char *meeting_id,
+                             kw_meeting_role min, kw_meeting_role *role, kw_db_meeting *m,
+                             kw_error *err) KW_MUST_CHECK;
 
 /* The meeting as the API shows it: {meeting_id, title, description, start_time, end_time,
  * is_instant_call, allow_external, created_by, created_at}. NULL on allocation failure. */
@@ -61,8 +61,8 @@ json_t *kw_api_time_json(int64_t ms);
  * Reads the optional string field of obj (absent: *out = NULL, KW_OK); present it must
  * be a string of min..max bytes. Errors: KW_ERR_INVALID_ARGUMENT.
  */
-kw_err kw_api_opt_string(json_t *obj, const char *field, size_t min, size_t max,
-                         const char **out, kw_error *err) KW_MUST_CHECK;
+kw_err kw_api_opt_string(json_t *obj, const char *field, size_t min, size_t max, const char **out,
+                         kw_error *err) KW_MUST_CHECK;
 
 /* Reads the optional boolean field (absent: *out unchanged). Errors: KW_ERR_INVALID_ARGUMENT. */
 kw_err kw_api_opt_bool(json_t *obj, const char *field, int *out, kw_error *err) KW_MUST_CHECK;

@@ -25,8 +25,8 @@ int kw_meeting_host_present(struct kw_server *srv, const char *meeting_id)
     if (srv->presence == NULL || srv->db == NULL || srv->db->meetings == NULL)
         return 0;
     kw_video_participant parts[PRESENT_SCAN_MAX];
-    size_t n = srv->presence->ops->video_list(srv->presence->ctx, meeting_id, parts,
-                                              PRESENT_SCAN_MAX);
+    size_t n =
+        srv->presence->ops->video_list(srv->presence->ctx, meeting_id, parts, PRESENT_SCAN_MAX);
     if (n > PRESENT_SCAN_MAX)
         n = PRESENT_SCAN_MAX;
     for (size_t i = 0; i < n; i++) {

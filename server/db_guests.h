@@ -29,15 +29,15 @@
 #include "keywave/err.h"
 #include "keywave/identity.h"
 
-#define KW_GUEST_SESSION_ID_CHARS 32 /* lower-case hex of 16 random bytes */
-#define KW_GUEST_SECRET_CHARS     43 /* base64url without padding of 32 random bytes */
-#define KW_GUEST_SESSION_TTL_MS   (24LL * 60 * 60 * 1000)
-#define KW_GUEST_NAME_CHARS_MAX   64  /* display names: 1..64 characters of UTF-8 */
-#define KW_GUEST_NAME_BYTES_MAX   256 /* 64 characters of at most 4 bytes */
-#define KW_GUEST_REASON_MAX       500 /* decline reason: bytes of UTF-8 */
+#define KW_GUEST_SESSION_ID_CHARS        32 /* lower-case hex of 16 random bytes */
+#define KW_GUEST_SECRET_CHARS            43 /* base64url without padding of 32 random bytes */
+#define KW_GUEST_SESSION_TTL_MS          (24LL * 60 * 60 * 1000)
+#define KW_GUEST_NAME_CHARS_MAX          64  /* display names: 1..64 characters of UTF-8 */
+#define KW_GUEST_NAME_BYTES_MAX          256 /* 64 characters of at most 4 bytes */
+#define KW_GUEST_REASON_MAX              500 /* decline reason: bytes of UTF-8 */
 #define KW_GUEST_PREKEYS_AT_REGISTRATION 30
-#define KW_GUEST_DEVICE_ID        1 /* a guest has one device; its bundle says "1" */
-#define KW_GUEST_WAITING_MAX      1000 /* waiting list rows returned at most */
+#define KW_GUEST_DEVICE_ID               1    /* a guest has one device; its bundle says "1" */
+#define KW_GUEST_WAITING_MAX             1000 /* waiting list rows returned at most */
 
 typedef enum kw_guest_status {
     KW_GUEST_REGISTERED = 1, /* never accepted an admission request */
@@ -74,9 +74,9 @@ typedef struct kw_db_guest {
     char meeting_id[KW_DB_ID_MAX + 1];
     char display_name[KW_GUEST_NAME_BYTES_MAX + 1];
     kw_guest_status status;
-    int64_t requested_ms;            /* last accepted admission request; 0: none */
+    int64_t requested_ms;              /* last accepted admission request; 0: none */
     char decided_by[KW_DB_ID_MAX + 1]; /* admitting or declining user; "" while waiting */
-    int64_t decided_ms;              /* 0 while waiting */
+    int64_t decided_ms;                /* 0 while waiting */
     int64_t created_ms, expires_ms;
 } kw_db_guest;
 
@@ -137,8 +137,8 @@ typedef struct kw_db_guests_ops {
      * KW_ERR_ALREADY_DECLINED (then *out holds the session, decided_by included),
      * KW_ERR_NOT_FOUND, KW_ERR_STORE. out may be NULL.
      */
-    kw_err (*request_admission)(void *ctx, const char *session_id, int64_t now_ms,
-                                kw_db_guest *out, kw_error *err);
+    kw_err (*request_admission)(void *ctx, const char *session_id, int64_t now_ms, kw_db_guest *out,
+                                kw_error *err);
     /*
      * Admits (admit = 1) or declines the session of meeting_id by user_id at now_ms, with
      * one conditional UPDATE (status still registered or waiting), so of concurrent

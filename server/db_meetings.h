@@ -30,7 +30,7 @@
 #define KW_INSTANT_CALL_DURATION_MS (24LL * 60 * 60 * 1000) /* end_time = start + 24 h */
 #define KW_INSTANT_CALL_IDLE_MS     (10LL * 60 * 1000)      /* cleanup: no one for 10 min */
 #define KW_INSTANT_CALL_MAX_AGE_MS  (8LL * 60 * 60 * 1000)  /* cleanup: older than 8 h */
-#define KW_DB_LIST_MAX              1000 /* rows one list op returns at most */
+#define KW_DB_LIST_MAX              1000                    /* rows one list op returns at most */
 
 /* A user's relation to a meeting (or a channel: NONE, MEMBER or OWNER). Ordered. */
 typedef enum kw_meeting_role {
@@ -131,8 +131,8 @@ typedef struct kw_db_meetings_ops {
      * KW_ERR_INVALID_ARGUMENT (a text too long or with control characters, title empty,
      * start_ms >= end_ms), KW_ERR_NOT_FOUND (no such user), KW_ERR_STORE, KW_ERR_CRYPTO.
      */
-    kw_err (*meeting_create)(void *ctx, const kw_db_meeting *in, int64_t now_ms,
-                             kw_db_meeting *out, kw_error *err);
+    kw_err (*meeting_create)(void *ctx, const kw_db_meeting *in, int64_t now_ms, kw_db_meeting *out,
+                             kw_error *err);
     /* Reads a meeting. Errors: KW_ERR_NOT_FOUND, KW_ERR_STORE. */
     kw_err (*meeting_get)(void *ctx, const char *meeting_id, kw_db_meeting *out, kw_error *err);
     /*
@@ -152,8 +152,8 @@ typedef struct kw_db_meetings_ops {
      * KW_DB_LIST_MAX. *out is malloc'd (caller frees with free(); NULL when *n is 0).
      * Errors: KW_ERR_INVALID_ARGUMENT (filter out of range), KW_ERR_STORE, KW_ERR_NOMEM.
      */
-    kw_err (*meeting_list)(void *ctx, const char *user_id, kw_meeting_filter filter,
-                           int64_t now_ms, kw_db_meeting **out, size_t *n, kw_error *err);
+    kw_err (*meeting_list)(void *ctx, const char *user_id, kw_meeting_filter filter, int64_t now_ms,
+                           kw_db_meeting **out, size_t *n, kw_error *err);
     /*
      * *out = user_id's role in the meeting, NONE when not a participant.
      * Errors: KW_ERR_NOT_FOUND (no such meeting), KW_ERR_STORE.
@@ -167,13 +167,17 @@ typedef struct kw_db_meetings_ops {
      * Housekeeping (INV-10): deletes up to max_rows instant calls that are older than
      * max_age_ms (created_ms <= now_ms - max_age_ms) or idle: last_active_ms <= now_ms -
      * idle_ms and is_active(arg, id) answers 0 (is_active may be NULL: nobody present).
-     * An idle call that is_active reports busy is touched instead. Deleting a call takes
+     * An idle call that is_active reports busy is touched instead. is_active runs inside
+     * this op's write transaction on the same connection: it may call read-only ops of
+     * this kw_db (meeting_role, the guests' meeting_has_guests) but must not begin a
+     * transaction. Calls with an admitted, unexpired guest session are never deleted
+     * (seed 000 phase 10: a guest keeps the call). Deleting a call takes
      * its invitations and guest sessions (INV-9). *deleted (may be NULL) gets how many were
      * deleted. Errors: KW_ERR_STORE.
      */
-    kw_err (*instant_calls_cleanup)(void *ctx, int64_t now_ms, int64_t idle_ms,
-                                    int64_t max_age_ms, kw_meeting_active_fn is_active, void *arg,
-                                    size_t max_rows, size_t *deleted, kw_error *err);
+    kw_err (*instant_calls_cleanup)(void *ctx, int64_t now_ms, int64_t idle_ms, int64_t max_age_ms,
+                                    kw_meeting_active_fn is_active, void *arg, size_t max_rows,
+                                    size_t *deleted, kw_error *err);
 
     /* ---- participants ------------------------------------------------------------ */
     /*
@@ -211,8 +215,8 @@ typedef struct kw_db_meetings_ops {
                                 int64_t now_ms, kw_db_invitation *out, kw_error *err);
     /* Lists the meeting's invitations, oldest first, at most KW_DB_LIST_MAX; *out malloc'd
      * (free(); NULL when *n is 0). Errors: KW_ERR_STORE, KW_ERR_NOMEM. */
-    kw_err (*invitation_list)(void *ctx, const char *meeting_id, kw_db_invitation **out,
-                              size_t *n, kw_error *err);
+    kw_err (*invitation_list)(void *ctx, const char *meeting_id, kw_db_invitation **out, size_t *n,
+                              kw_error *err);
     /*
      * Revokes the invitation token of meeting_id (already revoked: no change, KW_OK).
      * Errors: KW_ERR_NOT_FOUND (no such token in that meeting), KW_ERR_STORE.

@@ -20,8 +20,8 @@
 
 /* ---- statements ------------------------------------------------------------------ */
 
-#define GUEST_COLUMNS                                                                          \
-    "session_id, meeting_id, display_name, status, requested_ms, decided_by, decided_ms,"    \
+#define GUEST_COLUMNS                                                                              \
+    "session_id, meeting_id, display_name, status, requested_ms, decided_by, decided_ms,"          \
     " created_ms, expires_ms"
 
 static const char SQL_INVITATION_GET[] =
@@ -40,7 +40,8 @@ static const char SQL_PREKEY_INSERT[] =
     "INSERT INTO guest_prekeys (session_id, key_id, public_key) VALUES (?1, ?2, ?3)";
 static const char SQL_BY_SECRET[] =
     "SELECT " GUEST_COLUMNS " FROM guest_sessions WHERE secret_hash = ?1";
-static const char SQL_BY_ID[] = "SELECT " GUEST_COLUMNS " FROM guest_sessions WHERE session_id = ?1";
+static const char SQL_BY_ID[] =
+    "SELECT " GUEST_COLUMNS " FROM guest_sessions WHERE session_id = ?1";
 static const char SQL_REMOVE[] = "DELETE FROM guest_sessions WHERE session_id = ?1";
 static const char SQL_PREKEY_COUNT[] = "SELECT count(*) FROM guest_prekeys WHERE session_id = ?1";
 static const char SQL_BUNDLE_GET[] =
@@ -80,8 +81,7 @@ static void hex(const uint8_t *in, size_t n, char *out)
 }
 
 /* A fresh session id and secret, and the secret's hash. */
-static kw_err new_credentials(kw_sqlite *s, kw_db_guest_created *out,
-                              uint8_t hash[KW_SHA256_BYTES])
+static kw_err new_credentials(kw_sqlite *s, kw_db_guest_created *out, uint8_t hash[KW_SHA256_BYTES])
 {
     uint8_t raw[32];
     char b64[48];
@@ -201,8 +201,7 @@ static kw_err registration_check(const kw_db_guest_registration *reg, kw_error *
     if (reg->registration_id > KW_REGISTRATION_ID_MAX)
         return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "registration_id: not in 0..16383");
     if (reg->signed_pre_key_id > KW_PREKEY_ID_MAX)
-        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT,
-                            "signed_pre_key.id: not in 0..16777215");
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "signed_pre_key.id: not in 0..16777215");
     if (kw_pubkey_check(reg->identity_key, KW_PUBKEY_BYTES) != KW_OK)
         return kw_error_set(err, KW_ERR_INVALID_KEY, "identity_key: not 33 bytes with 0x05");
     if (kw_pubkey_check(reg->signed_pre_key, KW_PUBKEY_BYTES) != KW_OK)
@@ -392,7 +391,8 @@ static kw_err register_guest(void *ctx, const kw_db_guest_registration *reg, int
             goto fail;
     }
     snprintf(out->meeting_id, sizeof out->meeting_id, "%s", inv.meeting_id);
-    out->expires_ms = now_ms + KW_GUEST_SESSION_TTL_MS;
+    /* Whole seconds, so expires_at reads "...:SSZ" and equals what is stored. */
+    out->expires_ms = (now_ms + KW_GUEST_SESSION_TTL_MS) / 1000 * 1000;
     out->replaced = replaced > 0;
     if ((rc = new_credentials(s, out, hash)) != KW_OK) {
         kw_error_set(err, rc, "no randomness for the guest secret");
@@ -441,8 +441,8 @@ static kw_err get(void *ctx, const char *session_id, kw_db_guest *out, kw_error 
 static kw_err remove_session(void *ctx, const char *session_id, kw_error *err)
 {
     int changes = 0;
-    kw_err rc =
-        exec_changes(ctx, SQL_REMOVE, "delete guest session", session_id, NULL, 0, 0, &changes, err);
+    kw_err rc = exec_changes(ctx, SQL_REMOVE, "delete guest session", session_id, NULL, 0, 0,
+                             &changes, err);
     if (rc == KW_OK && changes == 0)
         rc = kw_error_set(err, KW_ERR_NOT_FOUND, "session: no such guest session");
     return rc;
@@ -571,33 +571,35 @@ static kw_err decided_already(const kw_db_guest *g, kw_error *err)
     return kw_error_set(err, KW_ERR_NOT_FOUND, "session: no such guest session");
 }
 
-static kw_err request_admission(void *ctx, const char *session_id, int64_t now_ms,
-                                kw_db_guest *out, kw_error *err)
+/*
+ * Runs a bound UPDATE ... WHERE status IN ('registered','waiting') RETURNING GUEST_COLUMNS
+ * and reads the session after it. When no row changed, tells why: no such session (in
+ * meeting_id and unexpired at now_ms, when meeting_id is given), or the decision already
+ * made (*out then holds the session, decided_by included).
+ */
+static kw_err conditional_update(kw_sqlite *s, sqlite3_stmt *st, const char *what,
+                                 const char *session_id, const char *meeting_id, int64_t now_ms,
+                                 kw_db_guest *out, kw_error *err)
 {
-    kw_sqlite *s = ctx;
     kw_db_guest g;
-    sqlite3_stmt *st = kw_sqlite_stmt(s, SQL_REQUEST, err);
-    if (st == NULL)
-        return err->code;
-    sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now_ms);
     int r = sqlite3_step(st);
     int updated = r == SQLITE_ROW;
     if (updated) {
         read_guest(st, &g);
-        r = sqlite3_step(st);
+        r = sqlite3_step(st); /* finish the UPDATE */
     }
     kw_sqlite_reset(st);
     if (r != SQLITE_DONE)
-        return kw_sqlite_fail(s, "request admission", err);
+        return kw_sqlite_fail(s, what, err);
     kw_err rc = KW_OK;
     if (!updated) {
         int found = 0;
         rc = guest_query(s, SQL_BY_ID, session_id, -1, &g, &found, err);
         if (rc != KW_OK)
             return rc;
-        if (!found)
-            return kw_error_set(err, KW_ERR_NOT_FOUND, "session: no such guest session");
+        if (!found || (meeting_id != NULL &&
+                       (strcmp(g.meeting_id, meeting_id) != 0 || now_ms >= g.expires_ms)))
+            return kw_error_set(err, KW_ERR_NOT_FOUND, "session: no such guest in this meeting");
         rc = decided_already(&g, err);
     }
     if (out != NULL)
@@ -605,12 +607,23 @@ static kw_err request_admission(void *ctx, const char *session_id, int64_t now_m
     return rc;
 }
 
+static kw_err request_admission(void *ctx, const char *session_id, int64_t now_ms, kw_db_guest *out,
+                                kw_error *err)
+{
+    kw_sqlite *s = ctx;
+    sqlite3_stmt *st = kw_sqlite_stmt(s, SQL_REQUEST, err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms);
+    return conditional_update(s, st, "request admission", session_id, NULL, now_ms, out, err);
+}
+
 static kw_err decide(void *ctx, const char *meeting_id, const char *session_id, int admit,
                      const char *user_id, const char *reason, int64_t now_ms, kw_db_guest *out,
                      kw_error *err)
 {
     kw_sqlite *s = ctx;
-    kw_db_guest g;
     sqlite3_stmt *st = kw_sqlite_stmt(s, SQL_DECIDE, err);
     if (st == NULL)
         return err->code;
@@ -622,28 +635,7 @@ static kw_err decide(void *ctx, const char *meeting_id, const char *session_id, 
     if (!admit && reason != NULL)
         sqlite3_bind_text(st, 6, reason, -1, SQLITE_STATIC);
     /* INV-3: the WHERE makes the first decision the only one. */
-    int r = sqlite3_step(st);
-    int updated = r == SQLITE_ROW;
-    if (updated) {
-        read_guest(st, &g);
-        r = sqlite3_step(st);
-    }
-    kw_sqlite_reset(st);
-    if (r != SQLITE_DONE)
-        return kw_sqlite_fail(s, "decide admission", err);
-    kw_err rc = KW_OK;
-    if (!updated) {
-        int found = 0;
-        rc = guest_query(s, SQL_BY_ID, session_id, -1, &g, &found, err);
-        if (rc != KW_OK)
-            return rc;
-        if (!found || strcmp(g.meeting_id, meeting_id) != 0 || now_ms >= g.expires_ms)
-            return kw_error_set(err, KW_ERR_NOT_FOUND, "session: no such guest in this meeting");
-        rc = decided_already(&g, err);
-    }
-    if (out != NULL)
-        *out = g;
-    return rc;
+    return conditional_update(s, st, "decide admission", session_id, meeting_id, now_ms, out, err);
 }
 
 static kw_err waiting_list(void *ctx, const char *meeting_id, int64_t now_ms,

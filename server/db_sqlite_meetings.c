@@ -43,8 +43,8 @@ static int token_ok(const char *t)
 {
     size_t n = 0;
     for (; t != NULL && t[n] != '\0'; n++)
-        if (n >= KW_INVITATION_TOKEN_CHARS || !((t[n] >= '0' && t[n] <= '9') ||
-                                                (t[n] >= 'a' && t[n] <= 'f')))
+        if (n >= KW_INVITATION_TOKEN_CHARS ||
+            !((t[n] >= '0' && t[n] <= '9') || (t[n] >= 'a' && t[n] <= 'f')))
             return 0;
     return n == KW_INVITATION_TOKEN_CHARS;
 }
@@ -105,8 +105,8 @@ static kw_err new_id(kw_sqlite *s, const char *prefix, char out[KW_DB_ID_MAX + 1
 /* ---- statements ------------------------------------------------------------------ */
 
 static const char SQL_USER_EXISTS[] = "SELECT 1 FROM users WHERE user_id = ?1";
-static const char SQL_CHANNEL_INSERT[] =
-    "INSERT INTO channels (channel_id, name, type, owner_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_CHANNEL_INSERT[] = "INSERT INTO channels (channel_id, name, type, owner_id, "
+                                         "created_ms) VALUES (?1, ?2, ?3, ?4, ?5)";
 static const char SQL_CHANNEL_MEMBER_INSERT[] =
     "INSERT INTO channel_members (channel_id, user_id, added_ms) VALUES (?1, ?2, ?3)"
     " ON CONFLICT (channel_id, user_id) DO NOTHING";
@@ -250,6 +250,34 @@ static int meeting_row(sqlite3_stmt *st, kw_db_meeting *m)
     return 1;
 }
 
+static int read_meeting(sqlite3_stmt *st, void *elem)
+{
+    return meeting_row(st, elem);
+}
+
+/* session_id, display_name, decided_ms (SQL_ADMITTED_GUESTS). */
+static int read_guest(sqlite3_stmt *st, void *elem)
+{
+    kw_db_admitted_guest *g = elem;
+    g->admitted_ms = column_int0(st, 2);
+    return column_text(st, 0, g->session_id, sizeof g->session_id) &&
+           column_text(st, 1, g->display_name, sizeof g->display_name);
+}
+
+/* token, label, created_ms, expires_ms, max_uses, uses, revoked_ms (SQL_INVITATION_LIST);
+ * meeting_id is the caller's to fill. */
+static int read_invitation(sqlite3_stmt *st, void *elem)
+{
+    kw_db_invitation *v = elem;
+    v->created_ms = sqlite3_column_int64(st, 2);
+    v->expires_ms = column_int0(st, 3);
+    v->max_uses = column_int0(st, 4);
+    v->uses = sqlite3_column_int64(st, 5);
+    v->revoked_ms = column_int0(st, 6);
+    return column_text(st, 0, v->token, sizeof v->token) &&
+           column_text(st, 1, v->label, sizeof v->label);
+}
+
 static kw_err meeting_read(kw_sqlite *s, const char *meeting_id, kw_db_meeting *out, kw_error *err)
 {
     if (!id_ok(meeting_id))
@@ -291,6 +319,56 @@ static kw_err role_read(kw_sqlite *s, const char *meeting_id, const char *user_i
         rc = kw_sqlite_fail(s, "read meeting role", err);
     kw_sqlite_reset(st);
     return rc;
+}
+
+/* Reads the row st is on into elem; 0 if a column is malformed. */
+typedef int (*row_reader)(sqlite3_stmt *st, void *elem);
+
+/*
+ * Steps the bound statement st to its end, reading each row with read into a malloc'd
+ * array of elem_size elements (*out, free(); NULL when *n is 0), and resets st. On failure
+ * *out is NULL and what was read is wiped first (rows may hold invitation tokens).
+ * Errors: KW_ERR_NOMEM, KW_ERR_STORE (what names the statement).
+ */
+static kw_err collect_rows(kw_sqlite *s, sqlite3_stmt *st, size_t elem_size, row_reader read,
+                           const char *what, void **out, size_t *n, kw_error *err)
+{
+    unsigned char *list = NULL;
+    size_t count = 0, cap = 0;
+    kw_err rc = KW_OK;
+    int r;
+    *out = NULL;
+    *n = 0;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) { /* the queries' LIMIT bounds this at KW_DB_LIST_MAX rows */
+            size_t ncap = cap ? cap * 2 : 8;
+            unsigned char *bigger = realloc(list, ncap * elem_size);
+            if (bigger == NULL) {
+                rc = kw_error_set(err, KW_ERR_NOMEM, "out of memory");
+                break;
+            }
+            list = bigger;
+            cap = ncap;
+        }
+        memset(list + count * elem_size, 0, elem_size);
+        if (!read(st, list + count * elem_size)) {
+            rc = kw_sqlite_fail(s, "row malformed", err);
+            break;
+        }
+        count++;
+    }
+    if (rc == KW_OK && r != SQLITE_DONE)
+        rc = kw_sqlite_fail(s, what, err);
+    kw_sqlite_reset(st);
+    if (rc != KW_OK) {
+        if (list != NULL)
+            kw_wipe(list, cap * elem_size);
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return KW_OK;
 }
 
 /* ---- channels -------------------------------------------------------------------- */
@@ -478,8 +556,8 @@ static kw_err participant_write(kw_sqlite *s, const char *meeting_id, const char
     return step_done(s, st, "write participant", err);
 }
 
-static kw_err meeting_create(void *ctx, const kw_db_meeting *in, int64_t now_ms,
-                             kw_db_meeting *out, kw_error *err)
+static kw_err meeting_create(void *ctx, const kw_db_meeting *in, int64_t now_ms, kw_db_meeting *out,
+                             kw_error *err)
 {
     kw_sqlite *s = ctx;
     memset(out, 0, sizeof *out);
@@ -613,8 +691,8 @@ fail:
     return rc;
 }
 
-static kw_err meeting_list(void *ctx, const char *user_id, kw_meeting_filter filter,
-                           int64_t now_ms, kw_db_meeting **out, size_t *n, kw_error *err)
+static kw_err meeting_list(void *ctx, const char *user_id, kw_meeting_filter filter, int64_t now_ms,
+                           kw_db_meeting **out, size_t *n, kw_error *err)
 {
     kw_sqlite *s = ctx;
     *out = NULL;
@@ -640,37 +718,11 @@ static kw_err meeting_list(void *ctx, const char *user_id, kw_meeting_filter fil
     sqlite3_bind_int(st, 2, KW_DB_LIST_MAX);
     if (filter != KW_MEETING_FILTER_MY)
         sqlite3_bind_int64(st, 3, now_ms);
-    kw_db_meeting *list = NULL;
-    size_t count = 0, cap = 0;
-    kw_err rc = KW_OK;
-    int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            kw_db_meeting *bigger = realloc(list, ncap * sizeof *list);
-            if (bigger == NULL) {
-                rc = kw_error_set(err, KW_ERR_NOMEM, "out of memory");
-                break;
-            }
-            list = bigger;
-            cap = ncap;
-        }
-        if (!meeting_row(st, &list[count])) {
-            rc = kw_sqlite_fail(s, "meeting row malformed", err);
-            break;
-        }
-        count++;
-    }
-    if (rc == KW_OK && r != SQLITE_DONE)
-        rc = kw_sqlite_fail(s, "list meetings", err);
-    kw_sqlite_reset(st);
-    if (rc != KW_OK) {
-        free(list);
-        return rc;
-    }
+    void *list = NULL;
+    kw_err rc =
+        collect_rows(s, st, sizeof(kw_db_meeting), read_meeting, "list meetings", &list, n, err);
     *out = list;
-    *n = count;
-    return KW_OK;
+    return rc;
 }
 
 static kw_err meeting_role(void *ctx, const char *meeting_id, const char *user_id,
@@ -695,9 +747,9 @@ static kw_err meeting_touch(void *ctx, const char *meeting_id, int64_t now_ms, k
     return rc;
 }
 
-static kw_err instant_calls_cleanup(void *ctx, int64_t now_ms, int64_t idle_ms,
-                                    int64_t max_age_ms, kw_meeting_active_fn is_active, void *arg,
-                                    size_t max_rows, size_t *deleted, kw_error *err)
+static kw_err instant_calls_cleanup(void *ctx, int64_t now_ms, int64_t idle_ms, int64_t max_age_ms,
+                                    kw_meeting_active_fn is_active, void *arg, size_t max_rows,
+                                    size_t *deleted, kw_error *err)
 {
     kw_sqlite *s = ctx;
     size_t done = 0;
@@ -839,41 +891,11 @@ static kw_err admitted_guests(void *ctx, const char *meeting_id, int64_t now_ms,
     sqlite3_bind_text(st, 1, meeting_id ? meeting_id : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now_ms);
     sqlite3_bind_int(st, 3, KW_DB_LIST_MAX);
-    kw_db_admitted_guest *list = NULL;
-    size_t count = 0, cap = 0;
-    kw_err rc = KW_OK;
-    int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            kw_db_admitted_guest *bigger = realloc(list, ncap * sizeof *list);
-            if (bigger == NULL) {
-                rc = kw_error_set(err, KW_ERR_NOMEM, "out of memory");
-                break;
-            }
-            list = bigger;
-            cap = ncap;
-        }
-        kw_db_admitted_guest *g = &list[count];
-        memset(g, 0, sizeof *g);
-        if (!column_text(st, 0, g->session_id, sizeof g->session_id) ||
-            !column_text(st, 1, g->display_name, sizeof g->display_name)) {
-            rc = kw_sqlite_fail(s, "guest row malformed", err);
-            break;
-        }
-        g->admitted_ms = column_int0(st, 2);
-        count++;
-    }
-    if (rc == KW_OK && r != SQLITE_DONE)
-        rc = kw_sqlite_fail(s, "list admitted guests", err);
-    kw_sqlite_reset(st);
-    if (rc != KW_OK) {
-        free(list);
-        return rc;
-    }
+    void *list = NULL;
+    kw_err rc = collect_rows(s, st, sizeof(kw_db_admitted_guest), read_guest,
+                             "list admitted guests", &list, n, err);
     *out = list;
-    *n = count;
-    return KW_OK;
+    return rc;
 }
 
 /* ---- invitations ----------------------------------------------------------------- */
@@ -948,8 +970,8 @@ fail:
     return rc;
 }
 
-static kw_err invitation_list(void *ctx, const char *meeting_id, kw_db_invitation **out,
-                              size_t *n, kw_error *err)
+static kw_err invitation_list(void *ctx, const char *meeting_id, kw_db_invitation **out, size_t *n,
+                              kw_error *err)
 {
     kw_sqlite *s = ctx;
     *out = NULL;
@@ -959,48 +981,13 @@ static kw_err invitation_list(void *ctx, const char *meeting_id, kw_db_invitatio
         return err->code;
     sqlite3_bind_text(st, 1, meeting_id ? meeting_id : "", -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, KW_DB_LIST_MAX);
-    kw_db_invitation *list = NULL;
-    size_t count = 0, cap = 0;
-    kw_err rc = KW_OK;
-    int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            kw_db_invitation *bigger = realloc(list, ncap * sizeof *list);
-            if (bigger == NULL) {
-                rc = kw_error_set(err, KW_ERR_NOMEM, "out of memory");
-                break;
-            }
-            list = bigger;
-            cap = ncap;
-        }
-        kw_db_invitation *v = &list[count];
-        memset(v, 0, sizeof *v);
-        if (!column_text(st, 0, v->token, sizeof v->token) ||
-            !column_text(st, 1, v->label, sizeof v->label)) {
-            rc = kw_sqlite_fail(s, "invitation row malformed", err);
-            break;
-        }
-        snprintf(v->meeting_id, sizeof v->meeting_id, "%s", meeting_id);
-        v->created_ms = sqlite3_column_int64(st, 2);
-        v->expires_ms = column_int0(st, 3);
-        v->max_uses = column_int0(st, 4);
-        v->uses = sqlite3_column_int64(st, 5);
-        v->revoked_ms = column_int0(st, 6);
-        count++;
-    }
-    if (rc == KW_OK && r != SQLITE_DONE)
-        rc = kw_sqlite_fail(s, "list invitations", err);
-    kw_sqlite_reset(st);
-    if (rc != KW_OK) {
-        if (list != NULL)
-            kw_wipe(list, cap * sizeof *list);
-        free(list);
-        return rc;
-    }
+    void *list = NULL;
+    kw_err rc = collect_rows(s, st, sizeof(kw_db_invitation), read_invitation, "list invitations",
+                             &list, n, err);
     *out = list;
-    *n = count;
-    return KW_OK;
+    for (size_t i = 0; rc == KW_OK && i < *n; i++)
+        snprintf((*out)[i].meeting_id, sizeof(*out)[i].meeting_id, "%s", meeting_id);
+    return rc;
 }
 
 static kw_err invitation_revoke(void *ctx, const char *meeting_id, const char *token,
@@ -1050,8 +1037,7 @@ static kw_err invitation_check(void *ctx, const char *token, int64_t now_ms,
         else if (!allow_external) /* the owner switched guests off: every link stops */
             rc = kw_error_set(err, KW_ERR_FORBIDDEN, "the meeting does not allow external guests");
         else if (max_uses != 0 && uses >= max_uses)
-            rc = kw_error_set(err, KW_ERR_INVITATION_EXHAUSTED,
-                              "the invitation has been used up");
+            rc = kw_error_set(err, KW_ERR_INVITATION_EXHAUSTED, "the invitation has been used up");
     }
     kw_sqlite_reset(st);
     if (rc != KW_OK)

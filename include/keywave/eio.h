@@ -32,13 +32,13 @@
 
 #include "keywave/err.h"
 
-#define KW_EIO_PROTOCOL           4       /* the EIO= query value */
-#define KW_EIO_PING_INTERVAL_MS   25000u  /* DESIGN.md section 8 */
-#define KW_EIO_PING_TIMEOUT_MS    20000u  /* DESIGN.md section 8 */
-#define KW_EIO_CONNECT_TIMEOUT_MS 45000u  /* Socket.IO's default connectTimeout */
-#define KW_EIO_MAX_PAYLOAD        1000000 /* bytes of one frame, type digit included */
-#define KW_EIO_SID_MAX            64      /* bytes of a session id, [A-Za-z0-9_-] */
-#define KW_EIO_PING_DATA_MAX      32      /* bytes of ping/pong data ("probe") */
+#define KW_EIO_PROTOCOL           4           /* the EIO= query value */
+#define KW_EIO_PING_INTERVAL_MS   25000u      /* DESIGN.md section 8 */
+#define KW_EIO_PING_TIMEOUT_MS    20000u      /* DESIGN.md section 8 */
+#define KW_EIO_CONNECT_TIMEOUT_MS 45000u      /* Socket.IO's default connectTimeout */
+#define KW_EIO_MAX_PAYLOAD        1000000     /* bytes of one frame, type digit included */
+#define KW_EIO_SID_MAX            64          /* bytes of a session id, [A-Za-z0-9_-] */
+#define KW_EIO_PING_DATA_MAX      32          /* bytes of ping/pong data ("probe") */
 #define KW_EIO_TIMING_MAX_MS      2147483647u /* largest interval/timeout (JS setTimeout) */
 
 /* Function forms of the constants above, for the wasm glue. */
@@ -89,6 +89,13 @@ KW_MUST_CHECK kw_err kw_eio_decode(const char *frame, size_t len, int binary, si
 KW_MUST_CHECK kw_err kw_eio_encode(kw_eio_type type, const char *data, size_t data_len, char *buf,
                                    size_t cap, size_t *out_len, kw_error *err);
 
+/*
+ * Checks a session id (Engine.IO's, or a Socket.IO socket id): 1..KW_EIO_SID_MAX bytes of
+ * [A-Za-z0-9_-], so that it needs no escaping in JSON or URLs.
+ * Returns KW_OK, KW_ERR_INVALID_ARGUMENT.
+ */
+KW_MUST_CHECK kw_err kw_eio_check_sid(const char *sid, size_t len);
+
 /* The handshake of an open packet (upgrades is always [] for keywave). */
 typedef struct kw_eio_open {
     char sid[KW_EIO_SID_MAX + 1]; /* NUL-terminated, 1..64 of [A-Za-z0-9_-] */
@@ -132,9 +139,9 @@ KW_MUST_CHECK kw_err kw_eio_check_query(const char *query, size_t len, kw_error 
 /* What kw_eio_session_tick asks the caller to do now. */
 typedef enum kw_eio_action {
     KW_EIO_NOTHING = 0,
-    KW_EIO_SEND_PING = 1,              /* send the frame "2" (the session counts it as sent) */
-    KW_EIO_CLOSE_PONG_TIMEOUT = 2,     /* no pong within pingTimeout: close the connection */
-    KW_EIO_CLOSE_CONNECT_TIMEOUT = 3,  /* no namespace CONNECT within the connect timeout */
+    KW_EIO_SEND_PING = 1,             /* send the frame "2" (the session counts it as sent) */
+    KW_EIO_CLOSE_PONG_TIMEOUT = 2,    /* no pong within pingTimeout: close the connection */
+    KW_EIO_CLOSE_CONNECT_TIMEOUT = 3, /* no namespace CONNECT within the connect timeout */
 } kw_eio_action;
 
 /*

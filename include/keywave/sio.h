@@ -93,8 +93,7 @@ typedef struct kw_sio_packet {
  * KW_ERR_INVALID_MESSAGE (any rule of the header comment; the detail names it, e.g.
  * "binary packets are not supported"), KW_ERR_NOMEM.
  */
-KW_MUST_CHECK kw_err kw_sio_decode(const char *text, size_t len, kw_sio_packet *out,
-                                   kw_error *err);
+KW_MUST_CHECK kw_err kw_sio_decode(const char *text, size_t len, kw_sio_packet *out, kw_error *err);
 
 /*
  * Encodes a packet from its parts: type, nsp[0..nsp_len) (NULL or "/" for the default
@@ -119,8 +118,8 @@ KW_MUST_CHECK kw_err kw_sio_encode(const kw_sio_packet *p, char *buf, size_t cap
  * ack id or name), KW_ERR_BUFFER_TOO_SMALL, KW_ERR_NOMEM (escaping a non-ASCII name).
  */
 KW_MUST_CHECK kw_err kw_sio_encode_event(const char *nsp, int64_t ack_id, const char *name,
-                                         const char *args, size_t args_len, char *buf,
-                                         size_t cap, size_t *out_len, kw_error *err);
+                                         const char *args, size_t args_len, char *buf, size_t cap,
+                                         size_t *out_len, kw_error *err);
 
 /*
  * Encodes ACK `43[<nsp>,]<ack id>[<args>]`, args as for kw_sio_encode_event (e.g.
