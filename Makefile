@@ -40,7 +40,7 @@ TOOL_BIN   := $(TOOL_SRC:tests/interop/%.c=$(BUILD)/tests/interop/%)
 BENCH_SRC  := $(sort $(wildcard bench/*.c))
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps run test test-c bench web clean format
+.PHONY: all deps run test test-c bench web clean format fuzz
 all: $(LIBKW) $(BUILD)/keywaved $(UNIT_BIN) $(INTEG_BIN) $(TOOL_BIN) $(BENCH_BIN)
 
 deps:
@@ -88,7 +88,7 @@ run: deps
 
 # Builds everything and runs every test; the last line is `N passed, N failed`.
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(FUZZ_BIN)
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh
 
 # Unit and integration tests only (the sanitizer pass of CI runs this).
@@ -100,6 +100,20 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@bench/run-crypto.sh $(BUILD)/bench/crypto
 	@if [ -x bench/run-http.sh ]; then bench/run-http.sh $(BUILD); fi
+
+# libFuzzer targets (clang); the lib sources are compiled in so they get coverage.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIB := lib/eio.c lib/sio.c lib/err.c
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard include/keywave/*.h lib/*.h)
+	@mkdir -p $(@D)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 \
+	  $(WARN) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Ilib $< $(FUZZ_LIB) \
+	  -ljansson -o $@
+
+# A longer fuzz run than the short one `make test` does (FUZZ_SECONDS per target).
+fuzz: deps $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do echo "== $$f"; $$f -max_total_time=$${FUZZ_SECONDS:-300} -max_len=4096 || exit 1; done
 
 web:
 	@echo "make web: the browser build arrives with the guest-app issue" >&2; exit 1

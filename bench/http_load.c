@@ -24,6 +24,9 @@
  *   register ADDR GUESTS TOKEN FIRST COUNT [--conns N] [--seconds S] [--sessions OUT]
  *                                   timed: registers bodies FIRST..FIRST+COUNT-1; --sessions
  *                                   writes the session ids of the 201 answers
+ *   get ADDR PATH COUNT [--conns N] [--seconds S]
+ *                                   timed: the same unsigned GET COUNT times (the HTTP
+ *                                   layer's ceiling, e.g. /healthz)
  *   fetch ADDR DEVICES SESSIONS MEETING [--devices D] [--guests G] [--per-pair P]
  *         [--conns N] [--seconds S] timed: member device d fetches the bundle of guest g,
  *                                   P times per (d, g) pair, rounds interleaved
@@ -983,6 +986,32 @@ static int cmd_register(int argc, char **argv)
     return 0;
 }
 
+/* The same unsigned GET, COUNT times: the HTTP layer's own ceiling (e.g. /healthz). */
+static int cmd_get(int argc, char **argv)
+{
+    if (argc < 5)
+        die("usage: get ADDR PATH COUNT [--conns N] [--seconds S]%s", NULL);
+    parse_addr(argv[2]);
+    size_t count = arg_size(argv[4], 100000000, "COUNT");
+    opts o = {64, 0, 0, 0, 0, NULL};
+    parse_opts(argc, argv, 5, &o);
+    buf b = {0};
+    build_request(&b, "GET", argv[3], NULL, NULL);
+    load L;
+    memset(&L, 0, sizeof L);
+    L.n_reqs = count;
+    L.reqs = xmalloc(count * sizeof *L.reqs);
+    for (size_t i = 0; i < count; i++) {
+        L.reqs[i].raw = b.p; /* shared: never written */
+        L.reqs[i].len = b.len;
+    }
+    run_load(&L, o.conns, o.seconds);
+    free(b.p);
+    free(L.reqs);
+    free(L.lat_us);
+    return 0;
+}
+
 static int cmd_fetch(int argc, char **argv)
 {
     if (argc < 6)
@@ -1033,8 +1062,9 @@ static int cmd_fetch(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: http_load gen-guests|enroll|peer-devices|meeting|register|fetch "
-                        "... (see the comment at the top of bench/http_load.c)\n");
+        fprintf(stderr,
+                "usage: http_load gen-guests|enroll|peer-devices|meeting|register|get|fetch "
+                "... (see the comment at the top of bench/http_load.c)\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1048,6 +1078,8 @@ int main(int argc, char **argv)
         return cmd_meeting(argc, argv);
     if (strcmp(argv[1], "register") == 0)
         return cmd_register(argc, argv);
+    if (strcmp(argv[1], "get") == 0)
+        return cmd_get(argc, argv);
     if (strcmp(argv[1], "fetch") == 0)
         return cmd_fetch(argc, argv);
     fprintf(stderr, "http_load: unknown subcommand %s\n", argv[1]);

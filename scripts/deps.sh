@@ -6,6 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential pkg-config
+  clang libclang-rt-14-dev
   libssl-dev openssl
   libsignal-protocol-c-dev
   libwebsockets-dev

@@ -56,7 +56,23 @@ run_interop() {
   done
 }
 
+# A short libFuzzer run per target (make fuzz runs longer); a crash fails the suite.
+run_fuzz() {
+  local f out
+  for f in build/fuzz/fuzz_*; do
+    [ -x "$f" ] || continue
+    if out=$("$f" -max_total_time="${FUZZ_SECONDS:-10}" -max_len=4096 2>&1); then
+      echo "[fuzz/$(basename "$f")] $(grep -E '^Done [0-9]+ runs' <<<"$out" | tail -n 1)"
+      passed=$((passed + 1))
+    else
+      tail -n 20 <<<"$out" | sed "s|^|[fuzz/$(basename "$f")] |"
+      failed=$((failed + 1))
+    fi
+  done
+}
+
 run_c_suites "$BUILD"
+[ "${SANITIZE:-}" = 1 ] || run_fuzz
 [ "${ONLY_C:-}" = 1 ] || run_interop
 
 # CI adds the ASan + UBSan pass so that .ci/run stays the README's one test command.
