@@ -146,7 +146,7 @@ prepare() {
     tail -n +"$(( warm_guests + 1 ))" "$d/all_sessions.txt" >"$d/sessions.txt"
 }
 
-# Warm-up (not reported), then the two timed scenarios: fetch first, on fresh state.
+# Warm-up (not reported), then the timed scenarios on fresh state: healthz, fetch, register.
 scenarios() { # name port
     local name=$1 port=$2 d=$tmp/$1 meeting token first
     meeting=$(cat "$d/meeting")
@@ -156,11 +156,11 @@ scenarios() { # name port
     first=$(( n_guest + warm_guests ))
     "${pin_load[@]}" "$load" register "127.0.0.1:$port" "$tmp/guests.txt" "$token" "$first" "$warm_reg" \
         --conns "$conns" >"$d/warm_register.out"
+    timed "$name/healthz" get "127.0.0.1:$port" /healthz "$n_health" --conns "$conns" --seconds "$cap"
     timed "$name/fetch" fetch "127.0.0.1:$port" "$d/devices.txt" "$d/sessions.txt" "$meeting" \
         --devices "$n_dev" --guests "$n_guest" --per-pair "$per_pair" --conns "$conns" --seconds "$cap"
     timed "$name/register" register "127.0.0.1:$port" "$tmp/guests.txt" "$token" \
         "$(( first + warm_reg ))" "$n_reg" --conns "$conns" --seconds "$cap"
-    timed "$name/healthz" get "127.0.0.1:$port" /healthz "$n_health" --conns "$conns" --seconds "$cap"
 }
 
 # ---- keywaved ----
