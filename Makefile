@@ -65,7 +65,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/kwtest.h $(LIBKW)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LIB_CFLAGS) -Itests/unit $(LDFLAGS) $< $(LIBKW) -o $@ $(LIB_LIBS)
 
-$(BUILD)/tests/test_srv_%: tests/unit/test_srv_%.c tests/unit/kwtest.h $(SERVER_LIB_OBJ) $(LIBKW)
+$(BUILD)/tests/test_srv_%: tests/unit/test_srv_%.c tests/unit/kwtest.h $(wildcard tests/integration/*.h) $(SERVER_LIB_OBJ) $(LIBKW)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LIB_CFLAGS) $(SERVER_CFLAGS) -Iserver -Itests/unit $(LDFLAGS) $< $(SERVER_LIB_OBJ) $(LIBKW) -o $@ $(SERVER_LIBS) $(LIB_LIBS)
 

@@ -13,7 +13,7 @@ PACKAGES=(
   libjansson-dev
   libjwt-dev
   libsqlite3-dev sqlite3
-  ca-certificates
+  ca-certificates curl
 )
 
 missing=()
