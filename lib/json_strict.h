@@ -11,7 +11,8 @@
 
 /*
  * Rejects any field of obj not in allowed (a NULL-terminated list): KW_ERR_UNKNOWN_FIELD
- * with detail "<path>: unknown field" (the field name itself is not echoed: it is input).
+ * with detail `<path>: unknown field "<name>"`, the name cut to 32 characters and every
+ * character outside [A-Za-z0-9_.-] shown as '?', since it is input.
  */
 kw_err kw_json_only_fields(json_t *obj, const char *const *allowed, const char *path,
                            kw_error *err);

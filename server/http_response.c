@@ -5,6 +5,8 @@
  */
 #include "http.h"
 
+#include "crypto.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,9 @@ void kw_response_free(kw_response *res)
 {
     if (res == NULL)
         return;
+    /* Bodies may carry secrets (an enrollment's session_secret, a guest_secret). */
+    if (res->body != NULL)
+        kw_wipe(res->body, res->body_len);
     free(res->body);
     res->body = NULL;
     res->body_len = 0;
