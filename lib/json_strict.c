@@ -22,7 +22,9 @@ kw_err kw_json_only_fields(json_t *obj, const char *const *allowed, const char *
                 char c = key[n];
                 int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                             (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
-                shown[n] = plain ? c : '?';
+                if (!plain)
+                    c = '?';
+                shown[n] = c;
             }
             shown[n] = '\0';
             return kw_error_set(err, KW_ERR_UNKNOWN_FIELD, "%s: unknown field \"%s%s\"", path,

@@ -22,8 +22,8 @@
 #include "presence.h"
 #include "server.h"
 
-#define KW_WEB_INDEX     "build/web/index.html" /* the guest app's build output */
-#define KW_WEB_INDEX_MAX (4 * 1024 * 1024)      /* an index.html larger is not served */
+#define KW_WEB_INDEX     "build/web/index.html"    /* the guest app's build output */
+#define KW_WEB_INDEX_MAX ((size_t)4 * 1024 * 1024) /* an index.html larger is not served */
 
 static const char PAGE_BAD_LINK[] =
     "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -54,8 +54,8 @@ static char *read_index(size_t *len)
     FILE *f = fopen(KW_WEB_INDEX, "rb");
     if (f == NULL)
         return NULL;
-    char *buf = malloc(KW_WEB_INDEX_MAX + 1);
-    size_t n = buf ? fread(buf, 1, KW_WEB_INDEX_MAX + 1, f) : 0;
+    char *buf = malloc((size_t)KW_WEB_INDEX_MAX + 1);
+    size_t n = buf ? fread(buf, 1, (size_t)KW_WEB_INDEX_MAX + 1, f) : 0;
     int bad = buf == NULL || ferror(f) || n > KW_WEB_INDEX_MAX || n == 0;
     fclose(f);
     if (bad) {

@@ -94,8 +94,14 @@ static kw_err new_credentials(kw_sqlite *s, kw_db_guest_created *out, uint8_t ha
         rc = kw_base64_encode(raw, sizeof raw, b64, sizeof b64);
     if (rc == KW_OK) {
         /* base64url without padding: 32 bytes are 43 characters plus one '='. */
-        for (size_t i = 0; i < KW_GUEST_SECRET_CHARS; i++)
-            out->guest_secret[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+        for (size_t i = 0; i < KW_GUEST_SECRET_CHARS; i++) {
+            char c = b64[i];
+            if (c == '+')
+                c = '-';
+            else if (c == '/')
+                c = '_';
+            out->guest_secret[i] = c;
+        }
         out->guest_secret[KW_GUEST_SECRET_CHARS] = '\0';
         rc = kw_sha256((const uint8_t *)out->guest_secret, KW_GUEST_SECRET_CHARS, hash);
     }

@@ -101,8 +101,14 @@ static kw_err new_session(kw_sqlite *s, char client_id[KW_CLIENT_ID_CHARS + 1],
         rc = kw_base64_encode(raw, sizeof raw, b64, sizeof b64);
     if (rc == KW_OK) {
         /* base64url without padding: 32 bytes are 43 characters plus one '='. */
-        for (size_t i = 0; i < KW_SESSION_SECRET_CHARS; i++)
-            secret[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+        for (size_t i = 0; i < KW_SESSION_SECRET_CHARS; i++) {
+            char c = b64[i];
+            if (c == '+')
+                c = '-';
+            else if (c == '/')
+                c = '_';
+            secret[i] = c;
+        }
         secret[KW_SESSION_SECRET_CHARS] = '\0';
     }
     kw_wipe(raw, sizeof raw);

@@ -88,7 +88,9 @@ kw_err kw_response_error(kw_response *res, kw_err code, const char *detail)
     size_t n = 0;
     for (; detail[n] != '\0' && n + 1 < sizeof clean; n++) {
         unsigned char c = (unsigned char)detail[n];
-        clean[n] = (c < 0x20 || c > 0x7e) ? '?' : (char)c;
+        clean[n] = (char)c;
+        if (c < 0x20 || c > 0x7e)
+            clean[n] = '?';
     }
     clean[n] = '\0';
     return kw_response_take_json(
