@@ -48,4 +48,14 @@ kw_err kw_auth_member_check(struct kw_db *db, const kw_request_auth *h, const ch
 /* A guest: Authorization: Bearer <guest_secret>. */
 kw_err kw_auth_guest(struct kw_server *srv, kw_request *req, kw_error *err);
 
+/*
+ * The guest check itself (auth_guest.c), shared by kw_auth_guest (HTTP bearer) and the
+ * Socket.IO CONNECT of "/external": secret[0..len) must be the 43 base64url characters
+ * registration returned; it is hashed and looked up, never compared. On KW_OK *caller is
+ * the guest (session_id, meeting_id). Errors: KW_ERR_UNAUTHORIZED (malformed or unknown),
+ * KW_ERR_SESSION_EXPIRED, KW_ERR_STORE, KW_ERR_CRYPTO, KW_ERR_INTERNAL (db NULL).
+ */
+kw_err kw_auth_guest_secret(struct kw_db *db, const char *secret, size_t len, int64_t now_ms,
+                            kw_caller *caller, kw_error *err) KW_MUST_CHECK;
+
 #endif

@@ -45,6 +45,31 @@ static const char *bearer_secret(const char *header)
     return n == KW_GUEST_SECRET_CHARS && *end == '\0' ? p : NULL;
 }
 
+kw_err kw_auth_guest_secret(struct kw_db *db, const char *secret, size_t len, int64_t now_ms,
+                            kw_caller *caller, kw_error *err)
+{
+    memset(caller, 0, sizeof *caller);
+    if (db == NULL || db->guests == NULL)
+        return kw_error_set(err, KW_ERR_INTERNAL, "guest authentication is not set up");
+    int ok = secret != NULL && len == KW_GUEST_SECRET_CHARS;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = base64url_char(secret[i]);
+    if (!ok)
+        return kw_error_set(err, KW_ERR_UNAUTHORIZED, "the guest secret is missing or malformed");
+    uint8_t hash[KW_SHA256_BYTES];
+    if (kw_sha256((const uint8_t *)secret, KW_GUEST_SECRET_CHARS, hash) != KW_OK)
+        return kw_error_set(err, KW_ERR_CRYPTO, "hashing failed");
+    kw_db_guest g;
+    kw_err rc = db->guests->authenticate(db->ctx, hash, now_ms, &g, err);
+    kw_wipe(hash, sizeof hash);
+    if (rc != KW_OK)
+        return rc;
+    caller->kind = KW_CALLER_GUEST;
+    snprintf(caller->session_id, sizeof caller->session_id, "%s", g.session_id);
+    snprintf(caller->meeting_id, sizeof caller->meeting_id, "%s", g.meeting_id);
+    return KW_OK;
+}
+
 kw_err kw_auth_guest(struct kw_server *srv, kw_request *req, kw_error *err)
 {
     memset(&req->caller, 0, sizeof req->caller);
@@ -54,16 +79,6 @@ kw_err kw_auth_guest(struct kw_server *srv, kw_request *req, kw_error *err)
     if (secret == NULL)
         return kw_error_set(err, KW_ERR_UNAUTHORIZED,
                             "Authorization: Bearer <guest_secret> is missing or malformed");
-    uint8_t hash[KW_SHA256_BYTES];
-    if (kw_sha256((const uint8_t *)secret, KW_GUEST_SECRET_CHARS, hash) != KW_OK)
-        return kw_error_set(err, KW_ERR_CRYPTO, "hashing failed");
-    kw_db_guest g;
-    kw_err rc = srv->db->guests->authenticate(srv->db->ctx, hash, req->now_ms, &g, err);
-    kw_wipe(hash, sizeof hash);
-    if (rc != KW_OK)
-        return rc;
-    req->caller.kind = KW_CALLER_GUEST;
-    snprintf(req->caller.session_id, sizeof req->caller.session_id, "%s", g.session_id);
-    snprintf(req->caller.meeting_id, sizeof req->caller.meeting_id, "%s", g.meeting_id);
-    return KW_OK;
+    return kw_auth_guest_secret(srv->db, secret, KW_GUEST_SECRET_CHARS, req->now_ms, &req->caller,
+                                err);
 }

@@ -48,6 +48,7 @@
 #include "http.h"
 #include "log.h"
 #include "router.h"
+#include "rt.h"
 
 /* Wake the loop this often, so a stop flag set by a signal handler is seen promptly. */
 #define TICK_US (1 * LWS_USEC_PER_SEC)
@@ -456,7 +457,10 @@ static void answer_early(struct lws *wsi, http_txn *t, kw_err code, const char *
 static void dispatch(struct lws *wsi, http_txn *t)
 {
     t->req.body = t->body;
-    kw_router_dispatch(t->srv, &t->req, &t->res, &t->dispatch);
+    if (kw_rt_http(&t->req, &t->res)) /* /socket.io/ without an upgrade: polling's 400 */
+        kw_router_log_path(t->srv, t->req.path, t->dispatch.log_path);
+    else
+        kw_router_dispatch(t->srv, &t->req, &t->res, &t->dispatch);
     queue_reply(wsi, t);
 }
 
@@ -880,10 +884,160 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
+/* ---- WebSocket: the Socket.IO endpoint (rt.h does the work) ---------------------------- */
+
+/* Bytes of a large frame per lws_write; a frame up to this size goes out without a copy. */
+#define WS_SLICE_BYTES 16384
+/* lws reads WebSocket data in pieces of this size (rt.c reassembles larger messages). */
+#define WS_RX_BYTES 4096
+
+size_t kw_http_ws_headroom(void)
+{
+    return LWS_PRE;
+}
+
+void kw_http_ws_wake(void *arg, void *handle)
+{
+    (void)arg;
+    lws_callback_on_writable((struct lws *)handle);
+}
+
+static void ws_schedule(struct lws *wsi, int64_t next_ms)
+{
+    if (next_ms == INT64_MAX)
+        return;
+    int64_t delay_ms = next_ms - wall_clock_ms();
+    if (delay_ms < 1)
+        delay_ms = 1;
+    lws_set_timer_usecs(wsi, (lws_usec_t)delay_ms * 1000);
+}
+
+/* Rebuilds path and query as txn_new does and asks rt.c whether the upgrade is ours. */
+static bool ws_upgrade_ok(struct lws *wsi)
+{
+    size_t path_raw, query_raw;
+    int path_frags = count_fragments(wsi, WSI_TOKEN_GET_URI, &path_raw);
+    int query_frags = count_fragments(wsi, WSI_TOKEN_HTTP_URI_ARGS, &query_raw);
+    if (path_frags <= 0 || query_frags < 0)
+        return false;
+    char *buf = malloc(3 * path_raw + 1 + 3 * query_raw + 1);
+    if (buf == NULL)
+        return false;
+    char *query = append_fragments(buf, wsi, WSI_TOKEN_GET_URI, path_frags, false, keep_in_path);
+    bool ok = query != NULL && append_fragments(query, wsi, WSI_TOKEN_HTTP_URI_ARGS, query_frags,
+                                                true, keep_in_query) != NULL;
+    kw_error err;
+    ok = ok && kw_rt_check_upgrade(buf, query, &err) == KW_OK;
+    free(buf);
+    return ok;
+}
+
+static int ws_close(struct lws *wsi, const kw_rt_conn *c)
+{
+    unsigned code = kw_rt_conn_close_code(c);
+    if (code != 0)
+        lws_close_reason(wsi, (enum lws_close_status)code, NULL, 0);
+    return -1;
+}
+
+/* Holds reading while the connection's queue is over its limit (rt.h), resumes after. */
+static void ws_flow(struct lws *wsi, kw_rt_conn *c)
+{
+    int want_paused = kw_rt_conn_rx_paused(c);
+    if (want_paused != c->rx_paused) {
+        c->rx_paused = (uint8_t)want_paused;
+        lws_rx_flow_control(wsi, !want_paused);
+    }
+}
+
+/* One lws_write per callback: a whole small frame, or one slice of a large one. */
+static int ws_writeable(struct lws *wsi, kw_rt *rt, kw_rt_conn *c)
+{
+    char *text;
+    size_t len;
+    int whole;
+    if (!kw_rt_conn_peek(rt, c, &text, &len, &whole))
+        return kw_rt_conn_close_code(c) ? ws_close(wsi, c) : 0; /* spurious, or closing */
+    if (whole && len <= WS_SLICE_BYTES) {
+        if (lws_write(wsi, (unsigned char *)text, len, LWS_WRITE_TEXT) < (int)len)
+            return -1;
+        kw_rt_conn_written(rt, c, len);
+    } else {
+        /* The frame may be shared by no one, but its bytes before a slice are not ours to
+         * overwrite with a header: slices go through a buffer with headroom. */
+        unsigned char buf[LWS_PRE + WS_SLICE_BYTES];
+        size_t n = len < WS_SLICE_BYTES ? len : WS_SLICE_BYTES;
+        memcpy(buf + LWS_PRE, text, n);
+        int flags = whole ? LWS_WRITE_TEXT : LWS_WRITE_CONTINUATION;
+        if (n < len)
+            flags |= LWS_WRITE_NO_FIN;
+        if (lws_write(wsi, buf + LWS_PRE, n, (enum lws_write_protocol)flags) < (int)n)
+            return -1;
+        kw_rt_conn_written(rt, c, n);
+    }
+    ws_flow(wsi, c);
+    if (kw_rt_conn_peek(rt, c, &text, &len, &whole) || kw_rt_conn_close_code(c))
+        lws_callback_on_writable(wsi); /* more to write, or the close after the last */
+    return 0;
+}
+
+static int callback_socketio(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                             void *in, size_t len)
+{
+    if (wsi == NULL)
+        return 0; /* vhost-level callbacks without a connection: nothing of ours */
+    kw_rt_conn *c = user;
+    kw_server *srv = server_of(wsi);
+    kw_rt *rt = srv->rt;
+    int64_t next_ms;
+    switch ((int)reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (rt == NULL || c == NULL || (srv->http != NULL && srv->http->draining))
+            return -1;
+        return ws_upgrade_ok(wsi) ? 0 : -1;
+    case LWS_CALLBACK_ESTABLISHED:
+        if (rt == NULL || c == NULL ||
+            kw_rt_conn_open(rt, c, wsi, wall_clock_ms(), &next_ms) != KW_OK)
+            return -1;
+        ws_schedule(wsi, next_ms);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        if (rt == NULL || c == NULL)
+            return -1;
+        if (kw_rt_conn_receive(rt, c, in, len, lws_is_first_fragment(wsi),
+                               lws_is_final_fragment(wsi), lws_frame_is_binary(wsi),
+                               wall_clock_ms()) == KW_RT_CLOSE)
+            return ws_close(wsi, c);
+        ws_flow(wsi, c);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return rt != NULL && c != NULL ? ws_writeable(wsi, rt, c) : -1;
+    case LWS_CALLBACK_TIMER:
+        if (rt == NULL || c == NULL)
+            return -1;
+        if (kw_rt_conn_tick(rt, c, wall_clock_ms(), &next_ms) == KW_RT_CLOSE)
+            return ws_close(wsi, c);
+        ws_schedule(wsi, next_ms);
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if (rt != NULL && c != NULL)
+            kw_rt_conn_closed(rt, c, wall_clock_ms());
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 static const struct lws_protocols protocols[] = {
     {"http", callback_http, sizeof(http_session), 0, 0, NULL, 0},
+    /* Socket.IO clients send no Sec-WebSocket-Protocol: "default" (below) picks this one. */
+    {"socket.io", callback_socketio, sizeof(kw_rt_conn), WS_RX_BYTES, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
+
+/* Makes "socket.io" the vhost's protocol for WebSocket upgrades without a protocol name. */
+static const struct lws_protocol_vhost_options ws_default = {NULL, NULL, "default", ""};
+static const struct lws_protocol_vhost_options ws_pvo = {NULL, &ws_default, "socket.io", ""};
 
 /* lws's own warnings and errors become keywave log lines; everything else is off. */
 static void emit_lws_log(int level, const char *line)
@@ -1028,6 +1182,7 @@ kw_err kw_http_start(kw_server *srv, kw_error *err)
     info.port = cfg->listen_port;
     info.iface = cfg->listen_host;
     info.protocols = protocols;
+    info.pvo = &ws_pvo;
     info.headers = &http->headers[0];
     /* HTTP/1.1 only: every request goes through the path and header handling above. */
     info.alpn = "http/1.1";
@@ -1095,6 +1250,7 @@ void kw_http_stop(kw_server *srv)
     if (srv == NULL || srv->http == NULL)
         return;
     lws_sul_cancel(&srv->http->tick);
+    kw_rt_shutdown(srv->rt); /* the connections close together: nobody to tell */
     lws_context_destroy(srv->http->context);
     free(srv->http);
     srv->http = NULL;

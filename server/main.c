@@ -16,6 +16,7 @@
 #include "log.h"
 #include "presence.h"
 #include "rate_limit.h"
+#include "rt.h"
 #include "server.h"
 
 enum { EXIT_STATUS_OK = 0, EXIT_STATUS_FAILED = 1, EXIT_STATUS_USAGE = 2 };
@@ -141,6 +142,11 @@ int main(int argc, char **argv)
         log_failure("start_failed", &err);
         goto done;
     }
+    if (kw_rt_new(&srv, kw_http_ws_headroom(), kw_http_ws_wake, NULL, &srv.rt) != KW_OK) {
+        kw_error_set(&err, KW_ERR_NOMEM, "out of memory for the realtime module");
+        log_failure("start_failed", &err);
+        goto done;
+    }
     srv.auth_member = kw_auth_member;
     srv.auth_guest = kw_auth_guest;
     install_signal_handlers();
@@ -166,6 +172,7 @@ int main(int argc, char **argv)
 
 done:
     kw_http_stop(&srv);
+    kw_rt_free(srv.rt);
     kw_rate_limit_free(srv.bundle_limit);
     kw_presence_free(srv.presence);
     kw_db_close(srv.db);

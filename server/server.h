@@ -9,6 +9,7 @@
 #ifndef KEYWAVE_SERVER_SERVER_H
 #define KEYWAVE_SERVER_SERVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -21,6 +22,7 @@ struct kw_request; /* http.h */
 struct kw_route;   /* http.h */
 
 struct kw_rate_limit; /* rate_limit.h */
+struct kw_rt;         /* rt.h */
 
 /*
  * How the router authenticates a request (router.h): fills req->caller or fails with a
@@ -41,6 +43,9 @@ typedef struct kw_server {
 
     /* Presence (presence.h): who is in which video channel now; in memory on one node */
     struct kw_presence *presence; /* owned; created by main() before listening */
+
+    /* Realtime (rt.h): Socket.IO connections, namespaces, rooms */
+    struct kw_rt *rt; /* owned; created by main() before listening; NULL: no WebSocket */
 
     /* Rate limits (rate_limit.h) */
     struct kw_rate_limit *bundle_limit; /* owned; INV-2, shared by every bundle route */
@@ -84,6 +89,14 @@ kw_err kw_http_service(kw_server *srv, kw_error *err) KW_MUST_CHECK;
  * with the number of requests cut off when the time runs out. Safe if not started.
  */
 void kw_http_drain(kw_server *srv, int64_t timeout_ms);
+
+/*
+ * For kw_rt_new (rt.h): the bytes a queued WebSocket frame keeps free before its text
+ * (LWS_PRE), and the wake function asking for a WRITEABLE callback on a connection
+ * (arg unused; handle is the connection the realtime module was given at open).
+ */
+size_t kw_http_ws_headroom(void);
+void kw_http_ws_wake(void *arg, void *handle);
 
 /* Closes every connection and the listener and frees srv->http. Safe if not started. */
 void kw_http_stop(kw_server *srv);

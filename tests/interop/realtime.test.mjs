@@ -1,0 +1,510 @@
+// realtime.test.mjs — keywaved's Socket.IO endpoint (DESIGN.md section 8) driven by the stock
+// socket.io-client 4.8.1 with transports: ['websocket'], against a real keywaved started here
+// on a free port with a temporary data directory.
+//
+// Members are enrolled the real way (`keywaved user add|code` + POST /api/auth/enroll) and
+// sign their CONNECT auth with node's crypto exactly per DESIGN.md section 4; a guest
+// registers with keys made by @signalapp/libsignal-client. Covered: both namespaces with real
+// auth, bad auth -> connect_error with the token, acks both ways, the video tracking
+// scenarios of seed 003 from the server's side (first participant, joined / key-confirmed /
+// left, disconnect without leave, reconnect from a new socket of the same device, a new
+// session once everyone left), meeting:host_present to a waiting guest, rooms, forbidden
+// for non-members and guests, fragmented messages, and the polling 400.
+// Last line: RESULT passed=N failed=M. Env: KW_TOOLS (build/tests/interop) or KEYWAVED.
+
+import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { io } from 'socket.io-client';
+
+let passed = 0;
+let failed = 0;
+
+function check(name, ok, detail = '') {
+  if (ok) {
+    passed++;
+    console.log(`ok   ${name}`);
+  } else {
+    failed++;
+    console.log(`FAIL ${name}${detail ? `: ${detail}` : ''}`);
+  }
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const keywaved =
+  process.env.KEYWAVED ||
+  (process.env.KW_TOOLS
+    ? path.resolve(process.env.KW_TOOLS, '..', '..', 'keywaved')
+    : path.resolve(here, '..', '..', 'build', 'keywaved'));
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'keywave-realtime-'));
+const dataDir = path.join(root, 'data');
+fs.mkdirSync(dataDir);
+let server = null;
+let base = '';
+const sockets = [];
+const sanitizerReports = [];
+
+// Stops keywaved with SIGTERM while some sockets are still open (the shutdown path), and
+// checks it exits 0 (under ASan a leak would make that non-zero).
+async function stopServer() {
+  if (!server) return;
+  const exited = new Promise((resolve) => server.once('exit', (code, sig) => resolve({ code, sig })));
+  server.kill('SIGTERM');
+  const r = await Promise.race([exited, sleep(10000).then(() => null)]);
+  if (r === null) server.kill('SIGKILL');
+  check('keywaved stops cleanly on SIGTERM with sockets open', r !== null && r.code === 0, js(r));
+  check('no sanitizer report from keywaved', sanitizerReports.length === 0, sanitizerReports.join('').slice(0, 2000));
+  server = null;
+}
+
+async function finish() {
+  await stopServer();
+  for (const s of sockets) s.disconnect();
+  fs.rmSync(root, { recursive: true, force: true });
+  console.log(`RESULT passed=${passed} failed=${failed}`);
+  process.exit(failed ? 1 : 0);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+const serverEnv = () => {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('KEYWAVE_') || k.startsWith('LIVEKIT_') || k.startsWith('JITSI_')) delete env[k];
+  env.KEYWAVE_DATA_DIR = dataDir;
+  return env;
+};
+
+async function startServer() {
+  const port = await freePort();
+  const env = serverEnv();
+  env.KEYWAVE_LISTEN = `127.0.0.1:${port}`;
+  server = spawn(keywaved, [], { env, cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  server.stderr.on('data', (d) => {
+    if (process.env.KW_VERBOSE) process.stderr.write(d);
+    if (/AddressSanitizer|LeakSanitizer|runtime error/.test(d.toString())) sanitizerReports.push(d.toString());
+  });
+  base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(`${base}/healthz`);
+      if (r.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    await sleep(25);
+  }
+  throw new Error('keywaved did not start');
+}
+
+// ---- members -------------------------------------------------------------------------
+
+const sha256hex = (data) => crypto.createHash('sha256').update(data).digest('hex');
+
+function signature(secret, clientId, ts, nonce, method, target, body) {
+  return crypto
+    .createHmac('sha256', Buffer.from(secret, 'utf8'))
+    .update(`${clientId}:${ts}:${nonce}:${method}:${target}:${sha256hex(body)}`)
+    .digest('hex');
+}
+
+async function api(member, method, target, bodyObj, bearer) {
+  const body = bodyObj === undefined ? '' : JSON.stringify(bodyObj);
+  const headers = { 'content-type': 'application/json' };
+  if (member) {
+    const ts = String(Date.now());
+    const nonce = crypto.randomBytes(16).toString('hex');
+    headers['x-client-id'] = member.client_id;
+    headers['x-timestamp'] = ts;
+    headers['x-nonce'] = nonce;
+    headers['x-signature'] = signature(member.session_secret, member.client_id, ts, nonce, method, target, body);
+  }
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
+  const r = await fetch(base + target, { method, headers, body: body === '' ? undefined : body });
+  const text = await r.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: r.status, json };
+}
+
+function cli(...args) {
+  return execFileSync(keywaved, args, { env: serverEnv(), cwd: root }).toString().trim();
+}
+
+async function enroll(code, deviceName) {
+  const r = await api(null, 'POST', '/api/auth/enroll', { code, device_name: deviceName });
+  if (r.status !== 201) throw new Error(`enroll: ${r.status} ${JSON.stringify(r.json)}`);
+  return r.json;
+}
+
+async function newMember(name) {
+  return enroll(cli('user', 'add', name), `${name}-phone`);
+}
+
+function memberAuth(m, overrides = {}) {
+  const timestamp = Date.now();
+  const nonce = crypto.randomBytes(16).toString('hex');
+  return {
+    client_id: m.client_id,
+    timestamp,
+    nonce,
+    signature: signature(m.session_secret, m.client_id, String(timestamp), nonce, 'GET', '/socket.io/auth', ''),
+    ...overrides,
+  };
+}
+
+// ---- sockets -------------------------------------------------------------------------
+
+// Connects; resolves {socket} on connect or {error: message} on connect_error.
+function connect(nsp, auth, opts = {}) {
+  return new Promise((resolve) => {
+    const s = io(base + nsp, { transports: ['websocket'], auth, forceNew: true, reconnection: false, ...opts });
+    sockets.push(s);
+    s.rec = recorder(s); // before connecting: events may follow the CONNECT reply at once
+    const timer = setTimeout(() => resolve({ error: 'timeout' }), 4000);
+    s.on('connect', () => {
+      clearTimeout(timer);
+      resolve({ socket: s });
+    });
+    s.on('connect_error', (e) => {
+      clearTimeout(timer);
+      resolve({ error: e.message, socket: s });
+    });
+  });
+}
+
+async function connected(nsp, auth) {
+  const r = await connect(nsp, auth);
+  if (!r.socket || r.error) throw new Error(`connect ${nsp}: ${r.error}`);
+  return r.socket;
+}
+
+// Records every event a socket receives, so a test can wait for one or assert none came.
+function recorder(s) {
+  const events = [];
+  s.onAny((name, ...args) => events.push({ name, args }));
+  return {
+    events,
+    async next(name, ms = 2000) {
+      const t0 = Date.now();
+      for (;;) {
+        const i = events.findIndex((e) => e.name === name);
+        if (i >= 0) return events.splice(i, 1)[0].args[0];
+        if (Date.now() - t0 > ms) return undefined;
+        await sleep(10);
+      }
+    },
+    count(name) {
+      return events.filter((e) => e.name === name).length;
+    },
+    clear() {
+      events.length = 0;
+    },
+  };
+}
+
+const ack = (s, event, payload) => s.timeout(3000).emitWithAck(event, payload).catch((e) => ({ timeout: String(e) }));
+const js = (x) => JSON.stringify(x);
+
+// ---- the tests --------------------------------------------------------------------------
+
+async function main() {
+  if (!fs.existsSync(keywaved)) {
+    check('keywaved binary present', false, keywaved);
+    return;
+  }
+  await startServer();
+
+  // Polling is refused with a clear 400.
+  {
+    const r = await api(null, 'GET', '/socket.io/?EIO=4&transport=polling');
+    check('polling GET /socket.io/ is 400', r.status === 400 && /polling/.test(r.json?.detail ?? ''), js(r));
+    const r2 = await api(null, 'GET', '/socket.io/?EIO=4&transport=websocket');
+    check('GET /socket.io/ without upgrade is 400', r2.status === 400 && r2.json?.error === 'invalid_field', js(r2));
+    const p = await connect('/', {}, { transports: ['polling'] });
+    check('a polling client cannot connect', p.error !== undefined && !p.socket?.connected, js(p.error));
+  }
+
+  const alice = await newMember('alice');
+  const alice2 = await enroll(cli('user', 'code', 'alice'), 'alice-laptop');
+  const bob = await newMember('bob');
+  const carol = await newMember('carol');
+
+  // Bad member auth: connect_error with the token.
+  {
+    const cases = [
+      ['wrong signature', memberAuth(alice, { signature: 'a'.repeat(64) }), 'invalid_signature'],
+      ['unknown client', memberAuth({ client_id: 'nobody', session_secret: 'x' }), 'no_session'],
+      ['no auth', undefined, 'missing_auth_headers'],
+      ['missing nonce', (({ nonce, ...rest }) => rest)(memberAuth(alice)), 'missing_auth_headers'],
+      ['timestamp as string', { ...memberAuth(alice), timestamp: String(Date.now()) }, 'invalid_auth_headers'],
+      ['unknown field', { ...memberAuth(alice), extra: 1 }, 'invalid_auth_headers'],
+      ['expired', memberAuth(alice, { timestamp: Date.now() - 400000 }), 'request_expired'],
+    ];
+    for (const [name, auth, token] of cases) {
+      const r = await connect('/', auth);
+      check(`member auth ${name} -> connect_error ${token}`, r.error === token, js(r.error));
+    }
+    const auth = memberAuth(alice);
+    const first = await connect('/', auth);
+    check('member auth accepted', first.socket?.connected === true, js(first.error));
+    first.socket?.disconnect();
+    const replay = await connect('/', auth);
+    check('replayed CONNECT auth -> duplicate_request (nonce store shared)', replay.error === 'duplicate_request', js(replay.error));
+    const ns = await connect('/nope', memberAuth(alice));
+    check('unknown namespace -> connect_error', ns.error === 'Invalid namespace', js(ns.error));
+  }
+
+  // Channel: alice owns it, bob is a member, carol is not.
+  const ch = await api(alice, 'POST', '/api/channels', { name: 'video room', type: 'webrtc' });
+  const channelId = ch.json?.channel_id;
+  check('channel created', ch.status === 201 && typeof channelId === 'string', js(ch));
+  const add = await api(alice, 'POST', `/api/channels/${channelId}/members`, { user_id: bob.user_id });
+  check('bob added to channel', add.status === 200, js(add));
+
+  const a1 = await connected('/', memberAuth(alice));
+  const ra1 = recorder(a1);
+  let b1 = await connected('/', memberAuth(bob));
+  let rb1 = recorder(b1);
+  const c1 = await connected('/', memberAuth(carol));
+  const rc1 = recorder(c1);
+
+  // Scenario 1: the first participant.
+  {
+    const r = await ack(a1, 'video:check-participants', { channelId });
+    check('check: first participant ack', r.ok === true && r.isFirstParticipant === true && r.participantCount === 0, js(r));
+    const info = await ra1.next('video:participants-info');
+    check('check: video:participants-info emitted', info?.channelId === channelId && info?.isFirstParticipant === true && Array.isArray(info?.participants), js(info));
+    const reg = await ack(a1, 'video:register-participant', { channelId });
+    check('register: ack ok', reg.ok === true && reg.channelId === channelId && typeof reg.joinedAt === 'number', js(reg));
+    const again = await ack(a1, 'video:register-participant', { channelId });
+    check('register twice: ok, idempotent', again.ok === true && again.joinedAt === reg.joinedAt, js(again));
+  }
+
+  // Scenario 2: a second user sees the first and is seen joining.
+  {
+    const r = await ack(b1, 'video:check-participants', { channelId });
+    const p = r.participants?.[0];
+    check(
+      'check: second user sees one participant',
+      r.isFirstParticipant === false && r.participantCount === 1 && p?.userId === alice.user_id && p?.deviceId === String(alice.device_id) && p?.hasE2EEKey === false && typeof p?.joinedAt === 'number',
+      js(r),
+    );
+    await ack(b1, 'video:register-participant', { channelId });
+    const joined = await ra1.next('video:participant-joined');
+    check('register: others get participant-joined', joined?.userId === bob.user_id && joined?.deviceId === String(bob.device_id) && typeof joined?.joinedAt === 'number', js(joined));
+    const self = await rb1.next('video:participant-joined', 200);
+    check('register: the registering socket is not told about itself', self === undefined, js(self));
+    const k = await ack(b1, 'video:confirm-e2ee-key', { channelId });
+    const conf = await ra1.next('video:participant-key-confirmed');
+    check('confirm key: ack ok and others get key-confirmed', k.ok === true && conf?.userId === bob.user_id && conf?.deviceId === String(bob.device_id), js([k, conf]));
+    const seen = await ack(a1, 'video:check-participants', { channelId });
+    check('check: hasE2EEKey reflects the confirmation', seen.participants?.length === 1 && seen.participants[0].hasE2EEKey === true && seen.participants[0].userId === bob.user_id, js(seen));
+  }
+
+  // Non-members and bad payloads: forbidden / not_found / invalid_payload, and nothing changes.
+  {
+    const f1 = await ack(c1, 'video:check-participants', { channelId });
+    check('non-member check -> forbidden', f1.error === 'forbidden', js(f1));
+    const f2 = await ack(c1, 'video:register-participant', { channelId });
+    check('non-member register -> forbidden', f2.error === 'forbidden', js(f2));
+    const leak = await ra1.next('video:participant-joined', 300);
+    check('a refused register tells no one', leak === undefined, js(leak));
+    const nf = await ack(a1, 'video:check-participants', { channelId: 'chn_000000000000' });
+    check('unknown channel -> not_found', nf.error === 'not_found', js(nf));
+    for (const [name, payload] of [
+      ['empty object', {}],
+      ['number id', { channelId: 5 }],
+      ['extra field', { channelId, x: 1 }],
+      ['no payload', undefined],
+    ]) {
+      const r = payload === undefined ? await a1.timeout(3000).emitWithAck('video:check-participants') : await ack(a1, 'video:check-participants', payload);
+      check(`check with ${name} -> invalid_payload`, r.error === 'invalid_payload', js(r));
+    }
+    const unknown = await ack(a1, 'no:such-event', {});
+    check('unknown event -> not_found', unknown.error === 'not_found', js(unknown));
+    const notBuilt = await ack(a1, 'sendItem', {});
+    check('an event of a later increment -> not_built', notBuilt.error === 'not_built', js(notBuilt));
+    const notReg = await ack(c1, 'video:leave-channel', { channelId });
+    check('leave without register -> not_found', notReg.error === 'not_found', js(notReg));
+    // A message larger than lws's 4 KiB read size arrives in pieces and is reassembled.
+    const big = await ack(a1, 'video:check-participants', { channelId: 'x'.repeat(20000) });
+    check('a 20 KB message is reassembled and answered', big.error === 'invalid_payload', js(big));
+    check('carol received no video events', rc1.count('video:participant-joined') === 0 && rc1.count('video:participant-left') === 0, js(rc1.events));
+  }
+
+  // Leave, and disconnect without leave, tell the others.
+  {
+    const l = await ack(b1, 'video:leave-channel', { channelId });
+    const left = await ra1.next('video:participant-left');
+    check('leave: ack ok, others get participant-left', l.ok === true && left?.userId === bob.user_id && left?.deviceId === String(bob.device_id), js([l, left]));
+    const l2 = await ack(b1, 'video:leave-channel', { channelId });
+    check('leave twice -> not_found', l2.error === 'not_found', js(l2));
+    await ack(b1, 'video:register-participant', { channelId });
+    await ra1.next('video:participant-joined');
+    b1.disconnect();
+    const gone = await ra1.next('video:participant-left');
+    check('disconnect without leave -> participant-left', gone?.userId === bob.user_id, js(gone));
+    const after = await ack(a1, 'video:check-participants', { channelId });
+    check('after the disconnect bob is not listed', after.participantCount === 0, js(after));
+  }
+
+  // Scenario 6: a reconnect from a new socket of the same device.
+  {
+    b1 = await connected('/', memberAuth(bob));
+    rb1 = recorder(b1);
+    const r = await ack(b1, 'video:check-participants', { channelId });
+    check('reconnect: not the first participant', r.isFirstParticipant === false && r.participantCount === 1, js(r));
+    await ack(b1, 'video:register-participant', { channelId });
+    const j = await ra1.next('video:participant-joined');
+    check('reconnect: others see the device join again', j?.userId === bob.user_id, js(j));
+    // Overlap: a second socket of the same device registers before the first goes away.
+    const b2 = await connected('/', memberAuth(bob));
+    await ack(b2, 'video:register-participant', { channelId });
+    const dup = await ra1.next('video:participant-joined', 300);
+    check('same device on a second socket: no second participant-joined', dup === undefined, js(dup));
+    const listed = await ack(a1, 'video:check-participants', { channelId });
+    check('same device on two sockets is listed once', listed.participantCount === 1, js(listed));
+    b1.disconnect();
+    const early = await ra1.next('video:participant-left', 300);
+    check('first socket of the device gone: no participant-left while the other stays', early === undefined, js(early));
+    await ack(b2, 'video:leave-channel', { channelId });
+    const late = await ra1.next('video:participant-left');
+    check('last socket of the device leaves: participant-left', late?.userId === bob.user_id, js(late));
+    b2.disconnect();
+  }
+
+  // A second device of the same user is another participant; own device excluded from check.
+  {
+    const a2 = await connected('/', memberAuth(alice2));
+    const r = await ack(a2, 'video:check-participants', { channelId });
+    check('another device of the same user sees the first device', r.participantCount === 1 && r.participants[0].deviceId === String(alice.device_id), js(r));
+    const own = await ack(a1, 'video:check-participants', { channelId });
+    check("the caller's own device is excluded", own.participantCount === 0 && own.isFirstParticipant === true, js(own));
+    a2.disconnect();
+  }
+
+  // Scenario 5: everyone left -> the next one is first again.
+  {
+    await ack(a1, 'video:leave-channel', { channelId });
+    const r = await ack(b1.connected ? b1 : c1, 'video:check-participants', { channelId });
+    const bob3 = await connected('/', memberAuth(bob));
+    const r2 = await ack(bob3, 'video:check-participants', { channelId });
+    check('all left: next check is first again', r2.isFirstParticipant === true && r2.participantCount === 0, js([r, r2]));
+    bob3.disconnect();
+  }
+
+  // Meetings: rooms, presence and meeting:host_present for a waiting guest.
+  const start = new Date(Date.now() - 60000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const end = new Date(Date.now() + 3600000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const mt = await api(alice, 'POST', '/api/meetings', { title: 'standup', start_time: start, end_time: end, allow_external: true });
+  const meetingId = mt.json?.meeting_id;
+  check('meeting created', mt.status === 201 && typeof meetingId === 'string', js(mt));
+  await api(alice, 'POST', `/api/meetings/${meetingId}/participants`, { user_id: bob.user_id, role: 'member' });
+  {
+    const j = await ack(a1, 'meeting:join-room', { meeting_id: meetingId });
+    check('join-room by a participant -> ok', j.ok === true && j.meeting_id === meetingId, js(j));
+    const f = await ack(c1, 'meeting:join-room', { meeting_id: meetingId });
+    check('join-room by a non-participant -> forbidden (INV-6)', f.error === 'forbidden', js(f));
+    const nf = await ack(a1, 'meeting:join-room', { meeting_id: 'mtg_000000000000' });
+    check('join-room of an unknown meeting -> not_found', nf.error === 'not_found', js(nf));
+    const l = await ack(a1, 'meeting:leave-room', { meeting_id: meetingId });
+    const l2 = await ack(a1, 'meeting:leave-room', { meeting_id: meetingId });
+    check('leave-room -> ok, then not_found', l.ok === true && l2.error === 'not_found', js([l, l2]));
+    const reg = await ack(c1, 'video:register-participant', { channelId: meetingId });
+    check('register in a meeting by a non-participant -> forbidden', reg.error === 'forbidden', js(reg));
+  }
+
+  const guest = await registerGuest(alice, meetingId);
+  check('guest registered', typeof guest?.session_id === 'string', js(guest));
+  {
+    const bad = await connect('/external', { session_id: guest.session_id, guest_secret: 'A'.repeat(43) });
+    check('guest with a wrong secret -> connect_error unauthorized', bad.error === 'unauthorized', js(bad.error));
+    const none = await connect('/external', undefined);
+    check('guest without auth -> connect_error unauthorized', none.error === 'unauthorized', js(none.error));
+    const other = await connect('/external', { session_id: 'f'.repeat(32), guest_secret: guest.guest_secret });
+    check("guest secret with another session's id -> unauthorized", other.error === 'unauthorized', js(other.error));
+  }
+  const g1 = await connected('/external', { session_id: guest.session_id, guest_secret: guest.guest_secret });
+  const rg1 = g1.rec;
+  {
+    const early = await rg1.next('meeting:host_present', 300);
+    check('no host present: the guest is not told so', early === undefined, js(early));
+    const fb = await ack(g1, 'meeting:distributeSenderKeyToGuest', { meetingId, guestSessionId: guest.session_id, senderDeviceId: 1, encryptedSenderKey: 'x' });
+    check('guest sending a sender key -> forbidden (INV-5)', fb.error === 'forbidden', js(fb));
+    const fv = await ack(g1, 'video:check-participants', { channelId: meetingId });
+    check('guest sending a member event -> forbidden', fv.error === 'forbidden', js(fv));
+    const reg = await ack(a1, 'video:register-participant', { channelId: meetingId });
+    const hp = await rg1.next('meeting:host_present');
+    check('member registers in the meeting -> waiting guest gets meeting:host_present', reg.ok === true && hp?.meeting_id === meetingId, js([reg, hp]));
+    const others = await ra1.next('meeting:host_present', 200);
+    check('members do not get meeting:host_present', others === undefined, js(others));
+    const ra = await api(null, 'POST', `/api/meetings/${meetingId}/external/${guest.session_id}/request-admission`, undefined, guest.guest_secret);
+    check('REST sees the member present (request-admission accepted)', ra.status === 200 && ra.json?.ok === true, js(ra));
+    const g2 = await connected('/external', { session_id: guest.session_id, guest_secret: guest.guest_secret });
+    const rg2 = g2.rec;
+    const hp2 = await rg2.next('meeting:host_present');
+    check('a waiting guest connecting while a host is present is told at once', hp2?.meeting_id === meetingId, js(hp2));
+    g2.disconnect();
+  }
+
+  // Multiplexing: "/" and "/external" on one connection (the client's default manager).
+  {
+    const m = io(base, { transports: ['websocket'], auth: memberAuth(bob), reconnection: false });
+    sockets.push(m);
+    const ext = io(`${base}/external`, { transports: ['websocket'], auth: { session_id: guest.session_id, guest_secret: guest.guest_secret }, reconnection: false });
+    sockets.push(ext);
+    await Promise.all([new Promise((r) => m.on('connect', r)), new Promise((r) => ext.on('connect', r))]);
+    check('both namespaces on one connection', m.connected && ext.connected && m.io === ext.io, '');
+    const r = await ack(m, 'video:check-participants', { channelId: meetingId });
+    check('member events work on a multiplexed connection', r.ok === true && r.participantCount === 1, js(r));
+    m.disconnect();
+    ext.disconnect();
+  }
+}
+
+// A guest of meetingId registered with keys made by libsignal-client (INV-1 checks them).
+async function registerGuest(member, meetingId) {
+  const { PrivateKey } = await import('@signalapp/libsignal-client');
+  const inv = await api(member, 'POST', `/api/meetings/${meetingId}/invitations`, {});
+  const token = inv.json?.token;
+  const identity = PrivateKey.generate();
+  const spk = PrivateKey.generate();
+  const spkPub = spk.getPublicKey().serialize();
+  const b64 = (b) => Buffer.from(b).toString('base64');
+  const body = {
+    invitation_token: token,
+    display_name: 'Guest One',
+    identity_key: b64(identity.getPublicKey().serialize()),
+    registration_id: 1234,
+    signed_pre_key: { id: 1, public_key: b64(spkPub), signature: b64(identity.sign(spkPub)) },
+    pre_keys: Array.from({ length: 30 }, (_, i) => ({ id: i + 1, public_key: b64(PrivateKey.generate().getPublicKey().serialize()) })),
+  };
+  const r = await api(null, 'POST', '/api/meetings/external/register', body);
+  if (r.status !== 201) throw new Error(`register: ${r.status} ${JSON.stringify(r.json)}`);
+  return r.json;
+}
+
+main()
+  .catch((e) => check('no exception', false, e.stack))
+  .finally(finish);
