@@ -26,6 +26,7 @@
 #include "db_meetings.h"
 #include "presence.h"
 #include "rate_limit.h"
+#include "rt.h"
 #include "server.h"
 #include "tokens.h"
 
@@ -276,8 +277,13 @@ static kw_err post_request_admission(kw_server *srv, const kw_request *req, kw_r
     rc = srv->db->guests->request_admission(srv->db->ctx, g.session_id, req->now_ms, &g, err);
     if (rc == KW_ERR_ALREADY_ADMITTED || rc == KW_ERR_ALREADY_DECLINED)
         return reply_decided(res, rc, &g, err);
-    /* The members' meeting:guest_admission_request event comes with the realtime layer. */
-    return rc == KW_OK ? reply(res, 200, json_pack("{s:b}", "ok", 1), err) : rc;
+    if (rc != KW_OK)
+        return rc;
+    kw_rt_emit_to_meeting_members(
+        srv, g.meeting_id, "meeting:guest_admission_request",
+        json_pack("{s:s, s:s, s:s, s:o}", "meeting_id", g.meeting_id, "session_id", g.session_id,
+                  "display_name", g.display_name, "requested_at", kw_api_time_json(req->now_ms)));
+    return reply(res, 200, json_pack("{s:b}", "ok", 1), err);
 }
 
 static kw_err get_waiting(kw_server *srv, const kw_request *req, kw_response *res, kw_error *err)
@@ -326,12 +332,29 @@ static kw_err decide(kw_server *srv, const kw_request *req, kw_response *res, in
     if (rc == KW_OK)
         rc = srv->db->guests->decide(srv->db->ctx, req->params[0], req->params[1], admit,
                                      req->caller.user_id, reason, req->now_ms, &g, err);
-    json_decref(body);
+    if (rc == KW_OK) { /* INV-6: the members, and this guest alone */
+        const char *by = admit ? "admitted_by" : "declined_by";
+        kw_rt_emit_to_meeting_members(
+            srv, g.meeting_id, admit ? "meeting:guest_admitted" : "meeting:guest_declined",
+            json_pack("{s:s, s:s, s:s}", "meeting_id", g.meeting_id, "session_id", g.session_id, by,
+                      req->caller.user_id));
+        json_t *to_guest = json_pack("{s:s, s:s, s:s}", "meeting_id", g.meeting_id, "session_id",
+                                     g.session_id, by, req->caller.user_id);
+        if (to_guest != NULL && !admit &&
+            json_object_set_new(to_guest, "reason", reason ? json_string(reason) : json_null()) !=
+                0) {
+            json_decref(to_guest);
+            to_guest = NULL;
+        }
+        kw_rt_emit_to_guest(srv, g.meeting_id, g.session_id,
+                            admit ? "meeting:admission_granted" : "meeting:admission_denied",
+                            to_guest);
+    }
+    json_decref(body); /* after the notices: reason borrows from body */
     if (rc == KW_ERR_ALREADY_ADMITTED || rc == KW_ERR_ALREADY_DECLINED)
         return reply_decided(res, rc, &g, err);
     if (rc != KW_OK)
         return rc;
-    /* meeting:guest_admitted / guest_declined events come with the realtime layer. */
     return reply(res, 200,
                  json_pack("{s:b, s:s}", "ok", 1, admit ? "admitted_by" : "declined_by",
                            req->caller.user_id),
@@ -352,8 +375,9 @@ static kw_err post_decline(kw_server *srv, const kw_request *req, kw_response *r
 
 /* Counts the fetch, takes the bundle, gives the hit back if nothing was served. */
 static kw_err serve_bundle(kw_server *srv, const kw_request *req, kw_response *res,
-                           const char *subject, const char *object, const char *session_id,
-                           const char *user_id, uint32_t device_id, kw_error *err)
+                           const char *subject, const char *object, const char *meeting_id,
+                           const char *session_id, const char *user_id, uint32_t device_id,
+                           kw_error *err)
 {
     kw_err rc = kw_api_keys_bundle_limit(srv, subject, object, req->now_ms, res, err);
     if (rc != KW_OK)
@@ -367,9 +391,16 @@ static kw_err serve_bundle(kw_server *srv, const kw_request *req, kw_response *r
         kw_rate_limit_refund(srv->bundle_limit, subject, object);
         return rc;
     }
-    /* prekeys:low to the owner when remaining < KW_PREKEY_LOW_WATER is the realtime
-     * layer's part (next issue). */
-    (void)remaining;
+    if (remaining < KW_PREKEY_LOW_WATER) { /* INV-2: the owner is told */
+        json_t *low = json_pack("{s:I}", "count", (json_int_t)remaining);
+        if (session_id != NULL) {
+            kw_rt_emit_to_guest(srv, meeting_id, session_id, "prekeys:low", low);
+        } else {
+            char device[16];
+            snprintf(device, sizeof device, "%u", device_id);
+            kw_rt_emit_to_device(srv, user_id, device, "prekeys:low", low);
+        }
+    }
     return kw_api_keys_bundle_reply(res, &b, err);
 }
 
@@ -391,7 +422,7 @@ static kw_err get_guest_bundle(kw_server *srv, const kw_request *req, kw_respons
     char subject[2 * KW_HTTP_ID_MAX + 8], object[KW_HTTP_ID_MAX + 8];
     snprintf(subject, sizeof subject, "m:%s:%s", req->caller.user_id, req->caller.device_id);
     snprintf(object, sizeof object, "g:%s", g.session_id);
-    return serve_bundle(srv, req, res, subject, object, g.session_id, NULL, 0, err);
+    return serve_bundle(srv, req, res, subject, object, g.meeting_id, g.session_id, NULL, 0, err);
 }
 
 static kw_err get_member_bundle(kw_server *srv, const kw_request *req, kw_response *res,
@@ -418,7 +449,7 @@ static kw_err get_member_bundle(kw_server *srv, const kw_request *req, kw_respon
     char subject[KW_HTTP_ID_MAX + 8], object[2 * KW_HTTP_ID_MAX + 8];
     snprintf(subject, sizeof subject, "g:%s", g.session_id);
     snprintf(object, sizeof object, "m:%s:%u", user_id, device_id);
-    return serve_bundle(srv, req, res, subject, object, NULL, user_id, device_id, err);
+    return serve_bundle(srv, req, res, subject, object, NULL, NULL, user_id, device_id, err);
 }
 
 /* ---- media token (INV-4) -------------------------------------------------------------------- */

@@ -19,6 +19,7 @@
 #include "db.h"
 #include "db_members.h"
 #include "rate_limit.h"
+#include "rt.h"
 #include "server.h"
 
 /* ---- shared parsing ---------------------------------------------------------------- */
@@ -253,9 +254,12 @@ static kw_err get_bundle(kw_server *srv, const kw_request *req, kw_response *res
         kw_rate_limit_refund(srv->bundle_limit, subject, object); /* nothing was served */
         return rc;
     }
-    /* Telling the owner `prekeys:low {count}` when remaining < KW_PREKEY_LOW_WATER is the
-     * realtime layer's part (next issue); remaining is what it needs. */
-    (void)remaining;
+    if (remaining < KW_PREKEY_LOW_WATER) { /* INV-2: the owner is told, on "/" */
+        char device[16];
+        snprintf(device, sizeof device, "%u", target_device);
+        kw_rt_emit_to_device(srv, target_user, device, "prekeys:low",
+                             json_pack("{s:I}", "count", (json_int_t)remaining));
+    }
     return kw_api_keys_bundle_reply(res, &b, err);
 }
 

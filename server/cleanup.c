@@ -12,6 +12,7 @@
 
 #include "db.h"
 #include "db_guests.h"
+#include "db_items.h"
 #include "db_meetings.h"
 #include "db_members.h"
 #include "log.h"
@@ -74,7 +75,7 @@ kw_err kw_cleanup_tick(struct kw_server *srv, int64_t now_ms)
     kw_db *db = srv->db;
     kw_error err;
     kw_err first = KW_OK, rc;
-    size_t guests = 0, members = 0, calls = 0;
+    size_t guests = 0, members = 0, calls = 0, items = 0;
     kw_error_clear(&err);
     /* INV-10: guest sessions past 24 h, with their pre-keys. */
     if ((rc = db->guests->purge(db->ctx, now_ms, KW_CLEANUP_BATCH, &guests, &err)) != KW_OK)
@@ -88,9 +89,14 @@ kw_err kw_cleanup_tick(struct kw_server *srv, int64_t now_ms)
                                                   KW_INSTANT_CALL_MAX_AGE_MS, meeting_active, &a,
                                                   KW_CLEANUP_CALLS_BATCH, &calls, &err)) != KW_OK)
         first = step_failed(rc, "instant_calls", &err, first);
-    if (guests + members + calls > 0)
-        kw_log(KW_LOG_INFO, "cleanup", "guest_sessions=%zu nonces_and_codes=%zu instant_calls=%zu",
-               guests, members, calls);
+    /* Stored items past their 30 days (db_items.h). */
+    if (db->items != NULL &&
+        (rc = db->items->purge(db->ctx, now_ms, KW_CLEANUP_BATCH, &items, &err)) != KW_OK)
+        first = step_failed(rc, "items", &err, first);
+    if (guests + members + calls + items > 0)
+        kw_log(KW_LOG_INFO, "cleanup",
+               "guest_sessions=%zu nonces_and_codes=%zu instant_calls=%zu items=%zu", guests,
+               members, calls, items);
     return first;
 }
 

@@ -35,6 +35,7 @@ typedef struct kw_db {
     const struct kw_db_keys_ops *keys;         /* member device keys and bundles */
     const struct kw_db_meetings_ops *meetings; /* channels, meetings, participants, invitations */
     const struct kw_db_guests_ops *guests;     /* guest sessions, their keys, admission */
+    const struct kw_db_items_ops *items;       /* stored items for offline devices */
     void (*close)(void *ctx);                  /* frees ctx */
 } kw_db;
 

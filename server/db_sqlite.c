@@ -183,7 +183,27 @@ static const migration migrations[] = {
      "  public_key BLOB NOT NULL,"
      "  PRIMARY KEY (session_id, key_id)"
      ") WITHOUT ROWID;"},
-    /* Append new steps here: {5, "...", "..."}, ... */
+    {5, "items",
+     /* Items for member devices that are offline (sendItem, sendGroupItem): the event's
+      * JSON, kept until delivered or expired; one copy per (recipient, sender device,
+      * kind, item_id). */
+     "CREATE TABLE items ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  user_id TEXT NOT NULL,"
+     "  device_id INTEGER NOT NULL,"
+     "  sender_user TEXT NOT NULL,"
+     "  sender_device INTEGER NOT NULL,"
+     "  kind INTEGER NOT NULL CHECK (kind IN (0, 1)),"
+     "  item_id TEXT NOT NULL,"
+     "  json TEXT NOT NULL,"
+     "  created_ms INTEGER NOT NULL,"
+     "  expires_ms INTEGER NOT NULL,"
+     "  UNIQUE (user_id, device_id, sender_user, sender_device, kind, item_id),"
+     "  FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id)"
+     "    ON DELETE CASCADE"
+     ");"
+     "CREATE INDEX items_expiry ON items(expires_ms);"},
+    /* Append new steps here: {6, "...", "..."}, ... */
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -383,6 +403,7 @@ kw_err kw_db_open_sqlite(const char *data_dir, kw_db **out, kw_error *err)
     db->keys = &kw_sqlite_keys_ops;
     db->meetings = &kw_sqlite_meetings_ops;
     db->guests = &kw_sqlite_guests_ops;
+    db->items = &kw_sqlite_items_ops;
     db->close = sqlite_close;
     *out = db;
     return KW_OK;

@@ -65,5 +65,6 @@ extern const kw_db_members_ops kw_sqlite_members_ops;
 extern const kw_db_keys_ops kw_sqlite_keys_ops;
 extern const kw_db_meetings_ops kw_sqlite_meetings_ops;
 extern const kw_db_guests_ops kw_sqlite_guests_ops;
+extern const struct kw_db_items_ops kw_sqlite_items_ops;
 
 #endif

@@ -17,6 +17,7 @@
 #include "keywave/sio.h"
 #include "log.h"
 #include "presence.h"
+#include "rt_items.h"
 #include "server.h"
 #include "sio_json.h"
 
@@ -197,6 +198,19 @@ kw_rt_conn *kw_rt_find(kw_rt *rt, uint64_t socket_id, kw_rt_nsp *nsp)
     return NULL;
 }
 
+kw_err kw_rt_device_collect(kw_rt *rt, const char *user_id, const char *device_id, kw_rt_batch *b)
+{
+    for (size_t i = 0; i < rt->n_slots; i++) {
+        const kw_rt_conn *c = rt->slots[i].conn;
+        if (rt->slots[i].id == 0 || c->member.socket_id != rt->slots[i].id ||
+            strcmp(c->member.user_id, user_id) != 0 || strcmp(c->member.device_id, device_id) != 0)
+            continue;
+        if (kw_rt_batch_add(b, rt->slots[i].id) != KW_OK)
+            return KW_ERR_NOMEM;
+    }
+    return KW_OK;
+}
+
 /* ---- outbound queue ------------------------------------------------------------------- */
 
 /* A frame with room for len bytes of text after the headroom; NULL when out of memory. */
@@ -273,7 +287,6 @@ int kw_rt_conn_peek(const kw_rt *rt, const kw_rt_conn *c, char **text, size_t *l
 
 void kw_rt_conn_written(kw_rt *rt, kw_rt_conn *c, size_t n)
 {
-    (void)rt;
     kw_rt_frame *f = c->q_head;
     if (f == NULL)
         return;
@@ -287,6 +300,8 @@ void kw_rt_conn_written(kw_rt *rt, kw_rt_conn *c, size_t n)
     c->q_bytes -= f->len;
     c->q_sent = 0;
     free(f);
+    if (c->q_head == NULL && c->member.items_pending)
+        kw_rt_items_deliver(rt, c, rt->clock_ms); /* the next part of a stored backlog */
 }
 
 int kw_rt_conn_rx_paused(const kw_rt_conn *c)
@@ -775,6 +790,8 @@ static kw_rt_verdict on_connect(kw_rt *rt, kw_rt_conn *c, const kw_sio_packet *p
         socket_disconnect(rt, c, (kw_rt_nsp)nsp, now_ms);
         return KW_RT_CLOSE;
     }
+    if (nsp == KW_RT_NSP_MEMBER)
+        kw_rt_items_deliver(rt, c, now_ms); /* items stored while the device was offline */
     if (nsp == KW_RT_NSP_GUEST && kw_rt_video_guest_connected(rt, c, now_ms) != KW_OK)
         kw_log(KW_LOG_WARN, "rt_host_present_failed", "conn=%llu", (unsigned long long)c->conn_id);
     return KW_RT_CONTINUE;
@@ -785,19 +802,13 @@ static kw_rt_verdict on_connect(kw_rt *rt, kw_rt_conn *c, const kw_sio_packet *p
 
 /* Events of DESIGN.md section 8 that later increments build: acked {error:"not_built"}. */
 static const kw_rt_event events_pending[] = {
-    {KW_RT_NSP_MEMBER, "sendItem", NULL},
-    {KW_RT_NSP_MEMBER, "sendGroupItem", NULL},
-    {KW_RT_NSP_MEMBER, "participant:signal_message_to_guest", NULL},
-    {KW_RT_NSP_MEMBER, "participant:meeting_e2ee_key_response", NULL},
-    {KW_RT_NSP_MEMBER, "meeting:distributeSenderKeyToGuest", NULL},
-    {KW_RT_NSP_MEMBER, "meeting:sender_key", NULL},
-    {KW_RT_NSP_GUEST, "guest:signal_message", NULL},
-    {KW_RT_NSP_GUEST, "guest:meeting_e2ee_key_request", NULL},
     {KW_RT_NSP_MEMBER, NULL, NULL},
 };
 
 static const kw_rt_event *const event_tables[] = {
     kw_rt_events_video,
+    kw_rt_events_items,
+    kw_rt_events_relay,
     events_pending,
     NULL,
 };
@@ -829,6 +840,8 @@ static kw_rt_verdict on_event(kw_rt *rt, kw_rt_conn *c, kw_rt_nsp nsp, const kw_
     kw_err rc;
     if (ack == NULL)
         rc = kw_error_set(&e, KW_ERR_NOMEM, "out of memory");
+    else if (nsp == KW_RT_NSP_GUEST && kw_rt_guest_rate(&c->guest, now_ms, &e) != KW_OK)
+        rc = KW_ERR_RATE_LIMITED; /* every guest event counts, known or not */
     else if (row == NULL && other_nsp)
         rc = kw_error_set(&e, KW_ERR_FORBIDDEN, "that event is not for this namespace");
     else if (row == NULL)

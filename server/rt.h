@@ -62,6 +62,7 @@ typedef struct kw_rt_member {
     char user_id[KW_DB_ID_MAX + 1];
     char device_id[KW_RT_DEVICE_ID_MAX + 1];   /* decimal */
     kw_rt_room *rooms[KW_RT_ROOMS_PER_SOCKET]; /* meeting rooms joined; borrowed from rt */
+    uint8_t items_pending; /* stored items left to deliver once the queue drains (rt_items.c) */
 } kw_rt_member;
 
 /* A guest connected on "/external". */
@@ -70,6 +71,9 @@ typedef struct kw_rt_guest {
     char session_id[KW_DB_ID_MAX + 1];
     char meeting_id[KW_DB_ID_MAX + 1];
     kw_rt_room *room; /* the meeting's guest room; borrowed from rt */
+    /* Events per minute (kw_rt_guest_rate): a sliding-window estimate in fixed space. */
+    int64_t rate_start_ms;        /* start of the current one-minute window; 0: none yet */
+    uint16_t rate_prev, rate_cur; /* events accepted in the previous / current window */
 } kw_rt_guest;
 
 /*
@@ -318,5 +322,58 @@ void kw_rt_video_disconnect(kw_rt *rt, uint64_t socket_id, int64_t now_ms);
 
 /* The server the module belongs to. */
 struct kw_server *kw_rt_server(kw_rt *rt);
+
+/* ---- relays (rt_relay.c) and notices (rt_notify.c) ------------------------------------- */
+
+#define KW_RT_GUEST_EVENTS_PER_MIN 100 /* events one guest socket may send per minute */
+
+extern const kw_rt_event kw_rt_events_relay[]; /* rt_relay.c */
+
+/*
+ * Counts one event of guest socket g at now_ms: KW_OK while it has sent fewer than
+ * KW_RT_GUEST_EVENTS_PER_MIN in the last minute (estimated from two fixed windows, no
+ * allocation), else KW_ERR_RATE_LIMITED (not counted). Called by the dispatcher for every
+ * event received on "/external".
+ */
+kw_err kw_rt_guest_rate(kw_rt_guest *g, int64_t now_ms, kw_error *err) KW_MUST_CHECK;
+
+/* Adds every "/" socket of member device (user_id, device_id) to b (a scan of the socket
+ * index: for rare notices). Errors: KW_ERR_NOMEM. */
+kw_err kw_rt_device_collect(kw_rt *rt, const char *user_id, const char *device_id,
+                            kw_rt_batch *b) KW_MUST_CHECK;
+
+/* Adds the "/external" sockets of guest session_id of meeting_id to b. Errors: KW_ERR_NOMEM. */
+kw_err kw_rt_guest_collect(kw_rt *rt, const char *meeting_id, const char *session_id,
+                           kw_rt_batch *b) KW_MUST_CHECK;
+
+/*
+ * Adds the sockets registered as video participants in meeting_id (present, presence.h)
+ * to b: all of them when user_id is NULL, else those of device (user_id, device_id).
+ * Errors: KW_ERR_NOMEM.
+ */
+kw_err kw_rt_present_collect(kw_rt *rt, const char *meeting_id, const char *user_id,
+                             const char *device_id, kw_rt_batch *b) KW_MUST_CHECK;
+
+/*
+ * Notices for REST handlers (admission, prekeys:low). Each encodes event(payload) once
+ * and queues it to the recipients that have queue room; a recipient whose queue is full
+ * is skipped and logged (the REST change is already made: there is no one to refuse).
+ * Each takes payload (decref'd; NULL sends nothing) and returns how many sockets got
+ * it. All are no-ops returning 0 when srv->rt is NULL (handler tests run without
+ * realtime).
+ */
+
+/* To the members of meeting_id: sockets joined to its room "m:<id>" or present in it.
+ * Never to guests (INV-6). */
+size_t kw_rt_emit_to_meeting_members(struct kw_server *srv, const char *meeting_id,
+                                     const char *event, json_t *payload);
+
+/* To guest session_id of meeting_id only, on "/external" (INV-6). */
+size_t kw_rt_emit_to_guest(struct kw_server *srv, const char *meeting_id, const char *session_id,
+                           const char *event, json_t *payload);
+
+/* To every "/" socket of member device (user_id, device_id decimal). */
+size_t kw_rt_emit_to_device(struct kw_server *srv, const char *user_id, const char *device_id,
+                            const char *event, json_t *payload);
 
 #endif

@@ -17,6 +17,10 @@
  *   {"cmd":"decrypt","as":s,"peer":s,"device":n,"type":n,"body":s} -> {"plaintext_b64":s}
  *   {"cmd":"prekey_count","as":s}                -> {"count":n}
  *   {"cmd":"has_session","as":s,"peer":s,"device":n} -> {"exists":bool}
+ *   {"cmd":"group_dist","as":s,"group":s}        -> {"dist":s} (our sender key's distribution)
+ *   {"cmd":"group_process","as":s,"group":s,"sender":s,"device":n,"dist":s} -> {}
+ *   {"cmd":"group_encrypt","as":s,"group":s,"plaintext_b64":s} -> {"ct":s}
+ *   {"cmd":"group_decrypt","as":s,"group":s,"sender":s,"device":n,"ct":s} -> {"plaintext_b64":s}
  *   {"cmd":"drop","name":s}                      -> {} (frees the identity)
  *   {"cmd":"quit"}                               -> {} and exit 0
  *
@@ -32,6 +36,7 @@
 #include "keywave/base64.h"
 #include "keywave/bundle.h"
 #include "keywave/err.h"
+#include "keywave/group.h"
 #include "keywave/identity.h"
 #include "keywave/random.h"
 #include "keywave/session.h"
@@ -360,6 +365,118 @@ static kw_err cmd_decrypt(tool *t, json_t *req, answer *a)
     return rc;
 }
 
+/* Puts pt[0..len) as base64 under key. */
+static kw_err put_b64(answer *a, const char *key, const uint8_t *pt, size_t len)
+{
+    size_t out_size = kw_base64_encoded_len(len) + 1;
+    char *out = malloc(out_size);
+    kw_err rc;
+    if (out == NULL)
+        rc = fail(a, KW_ERR_NOMEM, "out of memory");
+    else if (kw_base64_encode(pt, len, out, out_size) != KW_OK)
+        rc = fail(a, KW_ERR_INTERNAL, "base64 encode failed");
+    else
+        rc = put(a, key, json_string(out));
+    free(out);
+    return rc;
+}
+
+static kw_err cmd_group_dist(tool *t, json_t *req, answer *a)
+{
+    const char *as = NULL, *group = NULL;
+    json_error_t je;
+    if (json_unpack_ex(req, &je, JSON_STRICT, "{s:s, s:s, s:s}", "cmd", &(const char *){0}, "as",
+                       &as, "group", &group) != 0)
+        return unpack_failed(a, &je);
+    tool_identity *s = NULL;
+    kw_err rc = find_as(t, a, as, &s);
+    if (rc != KW_OK)
+        return rc;
+    char *dist = NULL;
+    rc = kw_group_create_distribution(s->id, group, &dist, &a->err);
+    if (rc == KW_OK)
+        rc = put(a, "dist", json_string(dist));
+    free(dist);
+    return rc;
+}
+
+static kw_err cmd_group_process(tool *t, json_t *req, answer *a)
+{
+    const char *as = NULL, *group = NULL, *sender = NULL, *dist = NULL;
+    json_int_t device = 0;
+    json_error_t je;
+    if (json_unpack_ex(req, &je, JSON_STRICT, "{s:s, s:s, s:s, s:s, s:I, s:s}", "cmd",
+                       &(const char *){0}, "as", &as, "group", &group, "sender", &sender, "device",
+                       &device, "dist", &dist) != 0)
+        return unpack_failed(a, &je);
+    tool_identity *s = NULL;
+    uint32_t dev = 0;
+    kw_err rc = find_as(t, a, as, &s);
+    if (rc == KW_OK)
+        rc = device_check(a, device, &dev);
+    if (rc != KW_OK)
+        return rc;
+    return kw_group_process_distribution(s->id, group, sender, dev, dist, &a->err);
+}
+
+static kw_err cmd_group_encrypt(tool *t, json_t *req, answer *a)
+{
+    const char *as = NULL, *group = NULL, *pt_b64 = NULL;
+    json_error_t je;
+    if (json_unpack_ex(req, &je, JSON_STRICT, "{s:s, s:s, s:s, s:s}", "cmd", &(const char *){0},
+                       "as", &as, "group", &group, "plaintext_b64", &pt_b64) != 0)
+        return unpack_failed(a, &je);
+    tool_identity *s = NULL;
+    kw_err rc = find_as(t, a, as, &s);
+    if (rc != KW_OK)
+        return rc;
+    size_t b64_len = strlen(pt_b64);
+    if (b64_len > kw_base64_encoded_len(TOOL_PLAINTEXT_MAX))
+        return fail(a, KW_ERR_INVALID_ARGUMENT, "plaintext_b64: too long");
+    uint8_t *pt = malloc(TOOL_PLAINTEXT_MAX);
+    if (pt == NULL)
+        return fail(a, KW_ERR_NOMEM, "out of memory");
+    size_t pt_len = 0;
+    char *ct = NULL;
+    rc = kw_base64_decode(pt_b64, b64_len, pt, TOOL_PLAINTEXT_MAX, &pt_len);
+    if (rc != KW_OK)
+        fail(a, rc, "plaintext_b64: not standard padded base64");
+    else
+        rc = kw_group_encrypt(s->id, group, pt, pt_len, &ct, &a->err);
+    if (rc == KW_OK)
+        rc = put(a, "ct", json_string(ct));
+    free(ct);
+    free(pt);
+    return rc;
+}
+
+static kw_err cmd_group_decrypt(tool *t, json_t *req, answer *a)
+{
+    const char *as = NULL, *group = NULL, *sender = NULL, *ct = NULL;
+    json_int_t device = 0;
+    json_error_t je;
+    if (json_unpack_ex(req, &je, JSON_STRICT, "{s:s, s:s, s:s, s:s, s:I, s:s}", "cmd",
+                       &(const char *){0}, "as", &as, "group", &group, "sender", &sender, "device",
+                       &device, "ct", &ct) != 0)
+        return unpack_failed(a, &je);
+    tool_identity *s = NULL;
+    uint32_t dev = 0;
+    kw_err rc = find_as(t, a, as, &s);
+    if (rc == KW_OK)
+        rc = device_check(a, device, &dev);
+    if (rc != KW_OK)
+        return rc;
+    uint8_t *pt = NULL;
+    size_t pt_len = 0;
+    rc = kw_group_decrypt(s->id, group, sender, dev, ct, &pt, &pt_len, &a->err);
+    if (rc != KW_OK)
+        return rc;
+    rc = put_b64(a, "plaintext_b64", pt, pt_len);
+    kw_wipe(pt, pt_len); /* group.h: the caller wipes the plaintext */
+    free(pt);
+    return rc;
+}
+
 static kw_err cmd_prekey_count(tool *t, json_t *req, answer *a)
 {
     const char *as = NULL;
@@ -430,6 +547,10 @@ static const command commands[] = {
     {"decrypt", cmd_decrypt},
     {"prekey_count", cmd_prekey_count},
     {"has_session", cmd_has_session},
+    {"group_dist", cmd_group_dist},
+    {"group_process", cmd_group_process},
+    {"group_encrypt", cmd_group_encrypt},
+    {"group_decrypt", cmd_group_decrypt},
     {"drop", cmd_drop},
     {"quit", cmd_quit},
 };
