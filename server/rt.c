@@ -806,11 +806,7 @@ static const kw_rt_event events_pending[] = {
 };
 
 static const kw_rt_event *const event_tables[] = {
-    kw_rt_events_video,
-    kw_rt_events_items,
-    kw_rt_events_relay,
-    events_pending,
-    NULL,
+    kw_rt_events_video, kw_rt_events_items, kw_rt_events_relay, events_pending, NULL,
 };
 
 /* The row of name received on nsp; *other_nsp = 1 when name exists only on another one. */

@@ -28,8 +28,7 @@ struct kw_rt;         /* rt.h */
  * How the router authenticates a request (router.h): fills req->caller or fails with a
  * kw_err whose status is 401 (or 500 when the store fails). See auth.h.
  */
-typedef kw_err (*kw_authenticate_fn)(struct kw_server *srv, struct kw_request *req,
-                                     kw_error *err);
+typedef kw_err (*kw_authenticate_fn)(struct kw_server *srv, struct kw_request *req, kw_error *err);
 
 typedef struct kw_server {
     /* Configuration */
@@ -56,11 +55,11 @@ typedef struct kw_server {
     kw_authenticate_fn auth_guest;        /* kw_auth_guest likewise */
 
     /* Counters (since start) */
-    uint64_t http_requests;            /* HTTP responses completed */
-    uint64_t http_status_classes[5];   /* of those, by class: [0] 1xx .. [4] 5xx */
-    uint32_t http_connections;         /* HTTP connections open now */
-    uint32_t http_in_flight;           /* requests received and not yet fully answered */
-    int64_t started_ms;                /* wall clock when kw_http_start succeeded, ms */
+    uint64_t http_requests;          /* HTTP responses completed */
+    uint64_t http_status_classes[5]; /* of those, by class: [0] 1xx .. [4] 5xx */
+    uint32_t http_connections;       /* HTTP connections open now */
+    uint32_t http_in_flight;         /* requests received and not yet fully answered */
+    int64_t started_ms;              /* wall clock when kw_http_start succeeded, ms */
 } kw_server;
 
 /*

@@ -53,27 +53,27 @@ typedef enum kw_err {
     KW_ERR_LEGACY_MESSAGE = 29,      /* a message of an older protocol version */
     KW_ERR_INVALID_VERSION = 30,     /* a message of an unknown protocol version */
     /* Server-side codes (keywaved); each maps to one HTTP status in server/http_status.c. */
-    KW_ERR_MISSING_AUTH_HEADERS = 31,  /* a signed-request header is missing */
-    KW_ERR_INVALID_AUTH_HEADERS = 32,  /* a signed-request header is malformed */
-    KW_ERR_REQUEST_EXPIRED = 33,       /* X-Timestamp more than 5 minutes off */
-    KW_ERR_UNKNOWN_CLIENT = 34,        /* no device session with that client id */
-    KW_ERR_SESSION_EXPIRED = 35,       /* the device session expired (90 days unused) */
-    KW_ERR_AUTH_SIGNATURE = 36,        /* the request signature does not verify */
-    KW_ERR_DUPLICATE_REQUEST = 37,     /* the nonce was already used */
-    KW_ERR_UNAUTHORIZED = 38,          /* missing or unknown bearer secret */
-    KW_ERR_RATE_LIMITED = 39,          /* too many requests; retry later */
-    KW_ERR_CONFLICT = 40,              /* the request conflicts with stored state */
-    KW_ERR_ALREADY_ADMITTED = 41,      /* another member admitted the guest first */
-    KW_ERR_ALREADY_DECLINED = 42,      /* another member declined the guest first */
-    KW_ERR_NO_HOST_PRESENT = 43,       /* no member of the meeting is present */
-    KW_ERR_UNKNOWN_INVITATION = 44,    /* no such invitation token */
-    KW_ERR_INVITATION_EXPIRED = 45,    /* the invitation's expires_at has passed */
-    KW_ERR_INVITATION_REVOKED = 46,    /* the invitation was revoked */
-    KW_ERR_INVITATION_EXHAUSTED = 47,  /* the invitation reached max_uses */
-    KW_ERR_NOT_PRESENT = 48,           /* the member device is not present in the meeting */
-    KW_ERR_PAYLOAD_TOO_LARGE = 49,     /* request body over the limit */
-    KW_ERR_METHOD_NOT_ALLOWED = 50,    /* the path exists, not with this method */
-    KW_ERR_NOT_CONFIGURED = 51,        /* the feature needs configuration it lacks */
+    KW_ERR_MISSING_AUTH_HEADERS = 31, /* a signed-request header is missing */
+    KW_ERR_INVALID_AUTH_HEADERS = 32, /* a signed-request header is malformed */
+    KW_ERR_REQUEST_EXPIRED = 33,      /* X-Timestamp more than 5 minutes off */
+    KW_ERR_UNKNOWN_CLIENT = 34,       /* no device session with that client id */
+    KW_ERR_SESSION_EXPIRED = 35,      /* the device session expired (90 days unused) */
+    KW_ERR_AUTH_SIGNATURE = 36,       /* the request signature does not verify */
+    KW_ERR_DUPLICATE_REQUEST = 37,    /* the nonce was already used */
+    KW_ERR_UNAUTHORIZED = 38,         /* missing or unknown bearer secret */
+    KW_ERR_RATE_LIMITED = 39,         /* too many requests; retry later */
+    KW_ERR_CONFLICT = 40,             /* the request conflicts with stored state */
+    KW_ERR_ALREADY_ADMITTED = 41,     /* another member admitted the guest first */
+    KW_ERR_ALREADY_DECLINED = 42,     /* another member declined the guest first */
+    KW_ERR_NO_HOST_PRESENT = 43,      /* no member of the meeting is present */
+    KW_ERR_UNKNOWN_INVITATION = 44,   /* no such invitation token */
+    KW_ERR_INVITATION_EXPIRED = 45,   /* the invitation's expires_at has passed */
+    KW_ERR_INVITATION_REVOKED = 46,   /* the invitation was revoked */
+    KW_ERR_INVITATION_EXHAUSTED = 47, /* the invitation reached max_uses */
+    KW_ERR_NOT_PRESENT = 48,          /* the member device is not present in the meeting */
+    KW_ERR_PAYLOAD_TOO_LARGE = 49,    /* request body over the limit */
+    KW_ERR_METHOD_NOT_ALLOWED = 50,   /* the path exists, not with this method */
+    KW_ERR_NOT_CONFIGURED = 51,       /* the feature needs configuration it lacks */
 } kw_err;
 
 #define KW_DETAIL_MAX 160

@@ -690,7 +690,8 @@ static void csp_names_the_livekit_origin(void)
     kws_reply r;
     if (KWT_CHECK(kws_request(s.port, "GET", "/healthz", NULL, NULL, 0, &r))) {
         char want[512], v[512] = "";
-        snprintf(want, sizeof want, csp_base, " wss://lk.example.com:7880 https://lk.example.com:7880");
+        snprintf(want, sizeof want, csp_base,
+                 " wss://lk.example.com:7880 https://lk.example.com:7880");
         KWT_CHECK(kws_header(&r, "content-security-policy", v, sizeof v));
         KWT_STREQ(v, want);
     }

@@ -874,7 +874,8 @@ static void adapter_headers_html_retry_after_location(void)
         KWT_CHECK(header_of(&r, "content-security-policy", v, sizeof v));
         KWT_STREQ(v, "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
                      "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' "
-                     "https://media.example.org wss://media.example.org; frame-ancestors 'none'; base-uri 'none'; "
+                     "https://media.example.org wss://media.example.org; frame-ancestors 'none'; "
+                     "base-uri 'none'; "
                      "form-action 'self'");
         KWT_CHECK(header_of(&r, "referrer-policy", v, sizeof v) && strcmp(v, "no-referrer") == 0);
         KWT_CHECK(strstr(r.head, "pw") == NULL); /* the URL's user-info never leaks */
