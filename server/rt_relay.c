@@ -26,8 +26,8 @@
 #include "rt.h"
 #include "server.h"
 
-#define RELAY_CIPHERTEXT_MAX (64 * 1024) /* base64 characters of one relayed message */
-#define RELAY_REQUEST_ID_MAX 128         /* request_id: printable ASCII */
+#define RELAY_CIPHERTEXT_MAX ((size_t)64 * 1024) /* base64 characters of one relayed message */
+#define RELAY_REQUEST_ID_MAX 128                 /* request_id: printable ASCII */
 #define RATE_WINDOW_MS       60000
 
 /* ---- the guests' rate limit ------------------------------------------------------------- */
@@ -112,7 +112,7 @@ static kw_err cipher_field(json_t *arg, const char *key, const char **out, kw_er
     size_t n = json_string_length(v);
     if (n == 0 || n > RELAY_CIPHERTEXT_MAX || n % 4 != 0)
         return kw_error_set(err, KW_ERR_INVALID_ARGUMENT,
-                            "%s must be padded base64 of 4..%d characters", key,
+                            "%s must be padded base64 of 4..%zu characters", key,
                             RELAY_CIPHERTEXT_MAX);
     size_t pad = s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
     for (size_t i = 0; i < n - pad; i++) {
