@@ -208,6 +208,18 @@ static const migration migrations[] = {
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
+/* Copies a text column into out (cap bytes); 0 if NULL or too long. */
+int kw_sqlite_column_text(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    int n = sqlite3_column_bytes(st, col);
+    if (t == NULL || n < 0 || (size_t)n >= cap)
+        return 0;
+    memcpy(out, t, (size_t)n);
+    out[n] = '\0';
+    return 1;
+}
+
 int kw_sqlite_schema_version(void)
 {
     return (int)N_MIGRATIONS;

@@ -57,6 +57,10 @@ void kw_sqlite_rollback(kw_sqlite *s);
  */
 kw_err kw_sqlite_fail(kw_sqlite *s, const char *what, kw_error *err);
 
+/* Copies text column col of st into out (cap bytes, NUL-terminated); 0 when the value is
+ * NULL or does not fit, out then unchanged. */
+int kw_sqlite_column_text(sqlite3_stmt *st, int col, char *out, size_t cap);
+
 /* The schema version this keywaved writes: the number of the last migration. */
 int kw_sqlite_schema_version(void);
 

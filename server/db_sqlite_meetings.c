@@ -178,18 +178,6 @@ static const char SQL_INVITATION_CHECK[] =
     "SELECT i.meeting_id, i.expires_ms, i.max_uses, i.uses, i.revoked_ms, m.allow_external"
     " FROM invitations i JOIN meetings m ON m.meeting_id = i.meeting_id WHERE i.token = ?1";
 
-/* Copies a text column into out (cap bytes); 0 if NULL or too long. */
-static int column_text(sqlite3_stmt *st, int col, char *out, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    int n = sqlite3_column_bytes(st, col);
-    if (t == NULL || n < 0 || (size_t)n >= cap)
-        return 0;
-    memcpy(out, t, (size_t)n);
-    out[n] = '\0';
-    return 1;
-}
-
 /* An integer column, 0 when NULL. */
 static int64_t column_int0(sqlite3_stmt *st, int col)
 {
@@ -236,10 +224,10 @@ static kw_err user_exists(kw_sqlite *s, const char *user_id, kw_error *err)
 static int meeting_row(sqlite3_stmt *st, kw_db_meeting *m)
 {
     memset(m, 0, sizeof *m);
-    if (!column_text(st, 0, m->meeting_id, sizeof m->meeting_id) ||
-        !column_text(st, 1, m->title, sizeof m->title) ||
-        !column_text(st, 2, m->description, sizeof m->description) ||
-        !column_text(st, 7, m->created_by, sizeof m->created_by))
+    if (!kw_sqlite_column_text(st, 0, m->meeting_id, sizeof m->meeting_id) ||
+        !kw_sqlite_column_text(st, 1, m->title, sizeof m->title) ||
+        !kw_sqlite_column_text(st, 2, m->description, sizeof m->description) ||
+        !kw_sqlite_column_text(st, 7, m->created_by, sizeof m->created_by))
         return 0;
     m->start_ms = sqlite3_column_int64(st, 3);
     m->end_ms = sqlite3_column_int64(st, 4);
@@ -260,8 +248,8 @@ static int read_guest(sqlite3_stmt *st, void *elem)
 {
     kw_db_admitted_guest *g = elem;
     g->admitted_ms = column_int0(st, 2);
-    return column_text(st, 0, g->session_id, sizeof g->session_id) &&
-           column_text(st, 1, g->display_name, sizeof g->display_name);
+    return kw_sqlite_column_text(st, 0, g->session_id, sizeof g->session_id) &&
+           kw_sqlite_column_text(st, 1, g->display_name, sizeof g->display_name);
 }
 
 /* token, label, created_ms, expires_ms, max_uses, uses, revoked_ms (SQL_INVITATION_LIST);
@@ -274,8 +262,8 @@ static int read_invitation(sqlite3_stmt *st, void *elem)
     v->max_uses = column_int0(st, 4);
     v->uses = sqlite3_column_int64(st, 5);
     v->revoked_ms = column_int0(st, 6);
-    return column_text(st, 0, v->token, sizeof v->token) &&
-           column_text(st, 1, v->label, sizeof v->label);
+    return kw_sqlite_column_text(st, 0, v->token, sizeof v->token) &&
+           kw_sqlite_column_text(st, 1, v->label, sizeof v->label);
 }
 
 static kw_err meeting_read(kw_sqlite *s, const char *meeting_id, kw_db_meeting *out, kw_error *err)
@@ -442,9 +430,9 @@ static kw_err channel_get(void *ctx, const char *channel_id, kw_db_channel *out,
         rc = kw_error_set(err, KW_ERR_NOT_FOUND, "no such channel");
     else if (r != SQLITE_ROW)
         rc = kw_sqlite_fail(s, "read channel", err);
-    else if (!column_text(st, 0, out->name, sizeof out->name) ||
-             !column_text(st, 1, out->type, sizeof out->type) ||
-             !column_text(st, 2, out->owner_id, sizeof out->owner_id))
+    else if (!kw_sqlite_column_text(st, 0, out->name, sizeof out->name) ||
+             !kw_sqlite_column_text(st, 1, out->type, sizeof out->type) ||
+             !kw_sqlite_column_text(st, 2, out->owner_id, sizeof out->owner_id))
         rc = kw_sqlite_fail(s, "channel row malformed", err);
     else {
         snprintf(out->channel_id, sizeof out->channel_id, "%s", channel_id);
@@ -780,7 +768,7 @@ static kw_err instant_calls_cleanup(void *ctx, int64_t now_ms, int64_t idle_ms, 
     sqlite3_bind_int64(st, 4, (int64_t)max_rows);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW && n < max_rows)
-        if (column_text(st, 0, ids[n], sizeof ids[n]))
+        if (kw_sqlite_column_text(st, 0, ids[n], sizeof ids[n]))
             n++;
     kw_sqlite_reset(st);
     if (r != SQLITE_DONE && r != SQLITE_ROW) {
@@ -1023,7 +1011,7 @@ static kw_err invitation_check(void *ctx, const char *token, int64_t now_ms,
     kw_err rc = KW_OK;
     if (r == SQLITE_DONE) {
         rc = kw_error_set(err, KW_ERR_UNKNOWN_INVITATION, "no such invitation");
-    } else if (r != SQLITE_ROW || !column_text(st, 0, meeting_id, KW_DB_ID_MAX + 1)) {
+    } else if (r != SQLITE_ROW || !kw_sqlite_column_text(st, 0, meeting_id, KW_DB_ID_MAX + 1)) {
         rc = kw_sqlite_fail(s, "read invitation", err);
     } else {
         int64_t expires = column_int0(st, 1), max_uses = column_int0(st, 2);

@@ -156,18 +156,6 @@ static const char SQL_CODE_PURGE[] =
     "DELETE FROM enrollment_codes WHERE rowid IN"
     " (SELECT rowid FROM enrollment_codes WHERE expires_ms <= ?1 LIMIT ?2)";
 
-/* Copies a text column into out (cap bytes); 0 if NULL or too long. */
-static int column_text(sqlite3_stmt *st, int col, char *out, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    int n = sqlite3_column_bytes(st, col);
-    if (t == NULL || n < 0 || (size_t)n >= cap)
-        return 0;
-    memcpy(out, t, (size_t)n);
-    out[n] = '\0';
-    return 1;
-}
-
 /* Inserts a fresh code for user_id (inside the caller's transaction). */
 static kw_err insert_code(kw_sqlite *s, const char *user_id, int64_t now_ms,
                           char code[KW_ENROLL_CODE_CHARS + 1], kw_error *err)
@@ -252,7 +240,7 @@ static kw_err code_issue(void *ctx, const char *name, int64_t now_ms,
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
-    int found = r == SQLITE_ROW && column_text(st, 0, user_id, KW_DB_ID_MAX + 1);
+    int found = r == SQLITE_ROW && kw_sqlite_column_text(st, 0, user_id, KW_DB_ID_MAX + 1);
     kw_sqlite_reset(st);
     if (r != SQLITE_ROW && r != SQLITE_DONE) {
         rc = kw_sqlite_fail(s, "find user", err);
@@ -284,7 +272,7 @@ static kw_err enroll_steps(kw_sqlite *s, const uint8_t hash[KW_SHA256_BYTES],
     sqlite3_bind_blob(st, 1, hash, KW_SHA256_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now_ms);
     int r = sqlite3_step(st);
-    int found = r == SQLITE_ROW && column_text(st, 0, out->user_id, sizeof out->user_id);
+    int found = r == SQLITE_ROW && kw_sqlite_column_text(st, 0, out->user_id, sizeof out->user_id);
     if (r == SQLITE_ROW)
         r = sqlite3_step(st); /* finish the DELETE */
     kw_sqlite_reset(st);
@@ -378,9 +366,9 @@ static kw_err session_get(void *ctx, const char *client_id, int64_t now_ms, kw_d
     } else {
         int64_t device_id = sqlite3_column_int64(st, 1);
         out->last_used_ms = sqlite3_column_int64(st, 3);
-        if (!column_text(st, 0, out->user_id, sizeof out->user_id) ||
-            !column_text(st, 2, out->session_secret, sizeof out->session_secret) || device_id < 1 ||
-            device_id > KW_DEVICE_ID_MAX)
+        if (!kw_sqlite_column_text(st, 0, out->user_id, sizeof out->user_id) ||
+            !kw_sqlite_column_text(st, 2, out->session_secret, sizeof out->session_secret) ||
+            device_id < 1 || device_id > KW_DEVICE_ID_MAX)
             rc = kw_error_set(err, KW_ERR_STORE, "storage failed (session row malformed)");
         else if (now_ms - out->last_used_ms >= KW_SESSION_IDLE_MS)
             rc = kw_error_set(err, KW_ERR_SESSION_EXPIRED,
@@ -460,7 +448,7 @@ static kw_err user_get(void *ctx, const char *user_id, kw_db_user *out, kw_error
         rc = kw_error_set(err, KW_ERR_NOT_FOUND, "user: no such user");
     else if (r != SQLITE_ROW)
         rc = kw_sqlite_fail(s, "read user", err);
-    else if (!column_text(st, 0, out->name, sizeof out->name))
+    else if (!kw_sqlite_column_text(st, 0, out->name, sizeof out->name))
         rc = kw_error_set(err, KW_ERR_STORE, "storage failed (user row malformed)");
     if (rc == KW_OK) {
         memcpy(out->user_id, user_id, id_len + 1);
