@@ -31,6 +31,12 @@ SERVER_SRC := $(sort $(wildcard server/*.c))
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 # Server code without main(), linked into the server's unit tests (tests/unit/test_srv_*.c).
 SERVER_LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(SERVER_OBJ))
+CLIENT_SRC := $(sort $(wildcard client/*.c))
+CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/%.o)
+# Client code without main(), linked into the client's tests (tests/integration/test_client_*.c).
+CLIENT_LIB_OBJ := $(filter-out $(BUILD)/client/main.o,$(CLIENT_OBJ))
+CLIENT_BIN := $(if $(wildcard client/main.c),$(BUILD)/keywave)
+CLIENT_LIBS := $(shell $(PKG) --libs libwebsockets 2>/dev/null)
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 INTEG_SRC  := $(sort $(wildcard tests/integration/test_*.c))
@@ -41,7 +47,7 @@ BENCH_SRC  := $(sort $(wildcard bench/*.c))
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps run test test-c bench web clean format fuzz
-all: $(LIBKW) $(BUILD)/keywaved $(UNIT_BIN) $(INTEG_BIN) $(TOOL_BIN) $(BENCH_BIN)
+all: $(LIBKW) $(BUILD)/keywaved $(CLIENT_BIN) $(UNIT_BIN) $(INTEG_BIN) $(TOOL_BIN) $(BENCH_BIN)
 
 deps:
 	@scripts/deps.sh
@@ -60,6 +66,17 @@ $(BUILD)/server/%.o: server/%.c $(wildcard include/keywave/*.h server/*.h)
 
 $(BUILD)/keywaved: $(SERVER_OBJ) $(LIBKW)
 	$(CC) $(LDFLAGS) $^ -o $@ $(SERVER_LIBS) $(LIB_LIBS)
+
+$(BUILD)/client/%.o: client/%.c $(wildcard include/keywave/*.h client/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LIB_CFLAGS) $(SERVER_CFLAGS) -c $< -o $@
+
+$(BUILD)/keywave: $(CLIENT_OBJ) $(LIBKW)
+	$(CC) $(LDFLAGS) $^ -o $@ $(CLIENT_LIBS) $(LIB_LIBS)
+
+$(BUILD)/tests/test_client_%: tests/integration/test_client_%.c tests/unit/kwtest.h $(wildcard tests/integration/*.h) $(CLIENT_LIB_OBJ) $(LIBKW)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LIB_CFLAGS) $(SERVER_CFLAGS) -Iclient -Itests/unit $(LDFLAGS) $< $(CLIENT_LIB_OBJ) $(LIBKW) -o $@ $(CLIENT_LIBS) $(LIB_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/kwtest.h $(LIBKW)
 	@mkdir -p $(@D)
@@ -110,10 +127,32 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard include/keywave/*.h lib/*.h)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 \
 	  $(WARN) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Ilib $< $(FUZZ_LIB) \
 	  -ljansson -o $@
+# fuzz_rt drives the realtime layer against a real store: every lib source and the server's
+# without main.c and http_lws.c (no libwebsockets), instrumented, in an archive so only what
+# it reaches is linked.
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+  -std=c11 $(WARN) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Ilib -Iserver \
+  $(LIB_CFLAGS) $(SERVER_CFLAGS)
+FUZZ_RT_SRC := $(LIB_SRC) $(filter-out server/main.c server/http_lws.c,$(SERVER_SRC))
+FUZZ_RT_OBJ := $(FUZZ_RT_SRC:%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: %.c $(wildcard include/keywave/*.h lib/*.h server/*.h)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+build/fuzz/libkw_rt.a: $(FUZZ_RT_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+build/fuzz/fuzz_rt: tests/fuzz/fuzz_rt.c build/fuzz/libkw_rt.a
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< build/fuzz/libkw_rt.a -o $@ \
+	  $(shell $(PKG) --libs sqlite3 2>/dev/null) $(LIB_LIBS)
 
-# A longer fuzz run than the short one `make test` does (FUZZ_SECONDS per target).
+# A longer fuzz run than the short one `make test` does (FUZZ_SECONDS per target). Each
+# target grows its corpus in build/fuzz/corpus/<target>, seeded from tests/fuzz/corpus_<name>
+# when that exists (fuzz_rt's: corpus_rt), which libFuzzer only reads.
 fuzz: deps $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do echo "== $$f"; $$f -max_total_time=$${FUZZ_SECONDS:-300} -max_len=4096 || exit 1; done
+	@for f in $(FUZZ_BIN); do n=$${f##*/}; seeds=tests/fuzz/corpus_$${n#fuzz_}; \
+	  [ -d $$seeds ] || seeds=; mkdir -p build/fuzz/corpus/$$n; echo "== $$f"; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-300} -max_len=4096 build/fuzz/corpus/$$n $$seeds || exit 1; done
 
 web:
 	@echo "make web: the browser build arrives with the guest-app issue" >&2; exit 1

@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 const char *kw_err_name(kw_err code)
 {
@@ -114,8 +115,21 @@ const char *kw_err_name(kw_err code)
         return "method_not_allowed";
     case KW_ERR_NOT_CONFIGURED:
         return "not_configured";
+    case KW_ERR_TIMEOUT:
+        return "timeout";
     }
     return "unknown_error";
+}
+
+kw_err kw_err_from_name(const char *name)
+{
+    if (name == NULL)
+        return KW_ERR_INTERNAL;
+    /* Codes are dense from 0 to KW_ERR_TIMEOUT (err.h never renumbers or skips). */
+    for (int c = KW_OK; c <= KW_ERR_TIMEOUT; c++)
+        if (strcmp(kw_err_name((kw_err)c), name) == 0)
+            return (kw_err)c;
+    return KW_ERR_INTERNAL;
 }
 
 const char *kw_strerror(kw_err code)
@@ -225,6 +239,8 @@ const char *kw_strerror(kw_err code)
         return "That method is not allowed on this path.";
     case KW_ERR_NOT_CONFIGURED:
         return "The server is not configured for this.";
+    case KW_ERR_TIMEOUT:
+        return "No answer in time.";
     }
     return "Unknown error.";
 }

@@ -97,6 +97,27 @@ kw_err kw_media_key_generate(const kw_random *rnd, uint32_t epoch, int64_t creat
     return KW_OK;
 }
 
+kw_err kw_media_key_fingerprint(const kw_media_key *k,
+                                char out[KW_MEDIA_KEY_FINGERPRINT_CHARS + 1])
+{
+    if (k == NULL || out == NULL)
+        return KW_ERR_INVALID_ARGUMENT;
+    uint8_t digest[KW_SHA256_BYTES];
+    kw_err rc = kw_sha256(k->key, sizeof k->key, digest);
+    if (rc != KW_OK)
+        return rc;
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < 8; i++) {
+        if (i > 0 && i % 2 == 0)
+            out[o++] = ' ';
+        out[o++] = hex[digest[i] >> 4];
+        out[o++] = hex[digest[i] & 15];
+    }
+    out[o] = '\0';
+    return KW_OK;
+}
+
 void kw_media_key_wipe(kw_media_key *k)
 {
     if (k != NULL)

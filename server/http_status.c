@@ -98,6 +98,10 @@ unsigned kw_http_status(kw_err code)
     /* A feature that needs configuration this server lacks (LiveKit, Jitsi). */
     case KW_ERR_NOT_CONFIGURED:
         return 503;
+
+    /* Something the server waited on did not answer in time. */
+    case KW_ERR_TIMEOUT:
+        return 504;
     }
     return 500; /* a value outside the enum: a bug, failed safely */
 }

@@ -74,6 +74,9 @@ typedef enum kw_err {
     KW_ERR_PAYLOAD_TOO_LARGE = 49,    /* request body over the limit */
     KW_ERR_METHOD_NOT_ALLOWED = 50,   /* the path exists, not with this method */
     KW_ERR_NOT_CONFIGURED = 51,       /* the feature needs configuration it lacks */
+
+    /* Client (client/) codes. */
+    KW_ERR_TIMEOUT = 52, /* no answer in time (a request, an ack, a wait) */
 } kw_err;
 
 #define KW_DETAIL_MAX 160
@@ -86,6 +89,13 @@ typedef struct kw_error {
 
 /* The JSON `error` token of a code, e.g. "invalid_signature". Never NULL. */
 const char *kw_err_name(kw_err code);
+
+/*
+ * The lowest code whose kw_err_name is name (e.g. a server's JSON `error` token; two
+ * server codes share their library twin's token), or KW_ERR_INTERNAL for a name no code
+ * has (also NULL). "ok" gives KW_OK.
+ */
+kw_err kw_err_from_name(const char *name);
 
 /* An English sentence describing a code. Never NULL. */
 const char *kw_strerror(kw_err code);

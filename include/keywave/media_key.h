@@ -97,6 +97,17 @@ KW_MUST_CHECK kw_err kw_media_key_generate(const kw_random *rnd, uint32_t epoch,
 /* Wipes a key in place. Accepts NULL. */
 void kw_media_key_wipe(kw_media_key *k);
 
+#define KW_MEDIA_KEY_FINGERPRINT_CHARS 19 /* "xxxx xxxx xxxx xxxx" */
+
+/*
+ * A short fingerprint people compare to see they hold the same key: the first 8 bytes of
+ * SHA-256(key bytes) as four space-separated groups of 4 lowercase hex digits, written
+ * with a NUL into out. It reveals nothing usable about the key (a 64-bit hash prefix).
+ * Returns KW_OK, KW_ERR_INVALID_ARGUMENT (NULL), KW_ERR_CRYPTO.
+ */
+KW_MUST_CHECK kw_err kw_media_key_fingerprint(const kw_media_key *k,
+                                              char out[KW_MEDIA_KEY_FINGERPRINT_CHARS + 1]);
+
 /* ---- Payloads (JSON inside a Signal message) ------------------------------------------ */
 
 typedef enum kw_mka_msg_type {

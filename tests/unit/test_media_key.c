@@ -1369,6 +1369,27 @@ static void chaos_register_first(void)
     chaos_run(true);
 }
 
+/* The fingerprint is SHA-256 of the key bytes, first 8 bytes, grouped by 2 bytes:
+ * SHA-256 of 32 zero bytes is 66687aadf862bd77 6c8fc1... (computed with sha256sum). */
+static void fingerprint_known_value_and_sensitivity(void)
+{
+    kw_media_key k;
+    memset(&k, 0, sizeof k);
+    char fp[KW_MEDIA_KEY_FINGERPRINT_CHARS + 1];
+    KWT_ERR(kw_media_key_fingerprint(&k, fp), KW_OK);
+    KWT_STREQ(fp, "6668 7aad f862 bd77");
+    KWT_EQ(strlen(fp), (size_t)KW_MEDIA_KEY_FINGERPRINT_CHARS);
+    k.epoch = 5; /* metadata is not part of it: same bytes, same fingerprint */
+    char fp2[KW_MEDIA_KEY_FINGERPRINT_CHARS + 1];
+    KWT_ERR(kw_media_key_fingerprint(&k, fp2), KW_OK);
+    KWT_STREQ(fp2, fp);
+    k.key[31] ^= 1;
+    KWT_ERR(kw_media_key_fingerprint(&k, fp2), KW_OK);
+    KWT_CHECK(strcmp(fp2, fp) != 0);
+    KWT_ERR(kw_media_key_fingerprint(NULL, fp2), KW_ERR_INVALID_ARGUMENT);
+    KWT_ERR(kw_media_key_fingerprint(&k, NULL), KW_ERR_INVALID_ARGUMENT);
+}
+
 int main(void)
 {
     KWT_RUN(codec_known_answer);
@@ -1406,5 +1427,6 @@ int main(void)
     KWT_RUN(scenario_timeout_next_member);
     KWT_RUN(chaos);
     KWT_RUN(chaos_register_first);
+    KWT_RUN(fingerprint_known_value_and_sensitivity);
     return kwt_finish();
 }
