@@ -407,6 +407,38 @@ static void on_sender_key(guest_state *g, json_t *o)
                    "Sender key from %s:%s (%d so far)", p.user_id, p.device_str, g->senders);
 }
 
+/* A group message of the meeting (sendGroupItem relayed to admitted guests), decrypted
+ * with its sender's sender key. */
+static void on_group_item(guest_state *g, json_t *o)
+{
+    if (strcmp(str(o, "channel"), g->meeting) != 0)
+        return;
+    json_t *dv = json_object_get(o, "senderDevice");
+    char dev[16];
+    snprintf(dev, sizeof dev, "%s", json_is_string(dv) ? json_string_value(dv) : "");
+    kwc_peer p;
+    if (kwc_peer_member(str(o, "sender"), dev, &p) != 0)
+        return;
+    uint8_t *pt = NULL;
+    size_t len = 0;
+    kw_error err;
+    kw_error_clear(&err);
+    if (kw_group_decrypt(g->id, g->meeting, p.user_id, p.device, str(o, "payload"), &pt, &len,
+                         &err) != KW_OK) {
+        kwc_event_line(g->ctx, "group_decrypt_failed",
+                       json_pack("{s:s, s:s}", "sender", p.user_id, "error", kw_err_name(err.code)),
+                       "Could not decrypt a group message from %s: %s", p.user_id,
+                       kw_err_name(err.code));
+        return;
+    }
+    kwc_event_line(g->ctx, "group_message",
+                   json_pack("{s:s, s:s, s:s%}", "sender", p.user_id, "device", p.device_str,
+                             "text", (const char *)pt, len),
+                   "Message from %s:%s: %.*s", p.user_id, p.device_str, (int)len, (const char *)pt);
+    memset(pt, 0, len);
+    free(pt);
+}
+
 static void request_admission(guest_state *g)
 {
     char target[300];
@@ -454,6 +486,8 @@ static void on_event(guest_state *g, kwc_event *ev)
         feed(g, o, "encrypted_message", "message_type");
     else if (strcmp(n, "meeting:receiveSenderKey") == 0)
         on_sender_key(g, o);
+    else if (strcmp(n, "groupItem") == 0 && g->admitted)
+        on_group_item(g, o);
     else if (strcmp(n, "prekeys:low") == 0)
         g->next_prekey_check = 0;
 }

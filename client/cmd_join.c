@@ -48,7 +48,9 @@ static const char help[] =
     "--admit says (default ask: a question on the terminal), gives admitted guests this\n"
     "device's sender key and the media key, and prints events as they happen.\n"
     "  --key-file PATH  write the current media key (JSON: key base64, epoch, key_id) to\n"
-    "                   PATH (0600) whenever it changes, for a media pipeline\n";
+    "                   PATH (0600) whenever it changes, for a media pipeline\n"
+    "  --message TEXT   send TEXT as a group message (sender-key encrypted) to the meeting\n"
+    "                   each time a guest has been given this device's sender key\n";
 
 typedef enum admit_mode { ADMIT_ASK, ADMIT_ALL, ADMIT_NONE } admit_mode;
 
@@ -65,6 +67,7 @@ typedef struct join_state {
     const char *meeting;
     admit_mode admit;
     const char *key_file;
+    const char *message; /* --message */
     kw_mka *mka;
     char self_peer[KWC_PEER_ID_MAX + 1];
     int confirmed; /* video:confirm-e2ee-key sent */
@@ -271,6 +274,29 @@ static void drain_actions(join_state *j)
 
 /* ---- guests ---------------------------------------------------------------------------- */
 
+/* Sends --message to the meeting, encrypted with our sender key (sendGroupItem). */
+static void send_group_message(join_state *j)
+{
+    char *ct = NULL, item[48];
+    kw_error err;
+    kw_error_clear(&err);
+    kw_err rc = kw_group_encrypt(j->m.id, j->meeting, (const uint8_t *)j->message,
+                                 strlen(j->message), &ct, &err);
+    if (rc == KW_OK) {
+        snprintf(item, sizeof item, "msg_%" PRId64, kwc_now_ms());
+        json_t *msg = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "channelId", j->meeting, "itemId",
+                                item, "type", "message", "payload", ct, "cipherType", 7,
+                                "timestamp", (json_int_t)kwc_now_ms());
+        rc = emit_acked(j, "sendGroupItem", msg, &err);
+    }
+    free(ct);
+    if (rc != KW_OK)
+        kwc_event_line(j->ctx, "send_failed", json_pack("{s:s}", "error", err.detail),
+                       "Could not send the group message: %s", err.detail);
+    else
+        kwc_event_line(j->ctx, "group_message_sent", NULL, "Group message sent");
+}
+
 /* Hands an admitted guest our sender key and, through the agreement, the media key. */
 static void key_guest(join_state *j, guest_entry *g)
 {
@@ -306,6 +332,8 @@ static void key_guest(join_state *j, guest_entry *g)
     g->keyed = 1;
     kwc_event_line(j->ctx, "sender_key_sent", json_pack("{s:s}", "session_id", g->session_id),
                    "Sender key sent to guest %s", g->session_id);
+    if (j->message != NULL)
+        send_group_message(j);
     char peer[KWC_PEER_ID_MAX + 1];
     kwc_peer_id(&p, peer, sizeof peer);
     if (kw_mka_get_state(j->mka) != KW_MKA_IDLE)
@@ -725,6 +753,8 @@ int kwc_cmd_meeting_join(kwc_ctx *ctx, int argc, char **argv)
                 return kwc_usage_error(ctx, "meeting join", "--admit takes all, none or ask");
         } else if (strcmp(argv[i], "--key-file") == 0 && i + 1 < argc)
             j.key_file = argv[++i];
+        else if (strcmp(argv[i], "--message") == 0 && i + 1 < argc)
+            j.message = argv[++i];
         else if (argv[i][0] == '-' || j.meeting != NULL)
             return kwc_usage_error(ctx, "meeting join", "unexpected argument '%s'", argv[i]);
         else

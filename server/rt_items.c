@@ -274,6 +274,26 @@ static kw_err on_send_item(kw_rt_call *call, kw_error *err)
 
 /* ---- sendGroupItem ----------------------------------------------------------------------- */
 
+/*
+ * A meeting's group item also goes to its admitted guests that are connected now: they hold
+ * the members' sender keys (seed 002) and this is how group messages reach them. Live only
+ * (a guest has no store-and-forward: its session ends with its tab); waiting and declined
+ * guests never get it (INV-6). Returns how many guests it was queued to.
+ */
+static size_t to_admitted_guests(kw_rt_call *call, kw_db *db, const char *meeting_id, json_t *ev)
+{
+    kw_db_admitted_guest *guests = NULL;
+    size_t n = 0, sent = 0;
+    kw_error err;
+    if (db->meetings == NULL ||
+        db->meetings->admitted_guests(db->ctx, meeting_id, call->now_ms, &guests, &n, &err) != KW_OK)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        sent += kw_rt_emit_to_guest(call->srv, meeting_id, guests[i].session_id, "groupItem", ev) > 0;
+    free(guests);
+    return sent;
+}
+
 static const char *const group_keys[] = {"channelId", "itemId",     "type",
                                          "payload",   "cipherType", "timestamp"};
 
@@ -360,6 +380,7 @@ static kw_err on_send_group_item(kw_rt_call *call, kw_error *err)
     }
     if (rc == KW_OK && text != NULL)
         kw_rt_batch_send(call->rt, &online, text, len);
+    size_t n_guests = rc == KW_OK && is_meeting ? to_admitted_guests(call, db, channel_id, ev) : 0;
     json_decref(ev);
     free(devs);
     free(text);
@@ -373,7 +394,8 @@ static kw_err on_send_group_item(kw_rt_call *call, kw_error *err)
     if (json_object_set_new(call->ack, "delivered", json_integer((json_int_t)n_online)) != 0 ||
         json_object_set_new(call->ack, "stored", json_integer((json_int_t)(n_offline - n_full))) !=
             0 ||
-        json_object_set_new(call->ack, "full", json_integer((json_int_t)n_full)) != 0)
+        json_object_set_new(call->ack, "full", json_integer((json_int_t)n_full)) != 0 ||
+        json_object_set_new(call->ack, "guests", json_integer((json_int_t)n_guests)) != 0)
         return KW_OK; /* done; the ack only lacks its extras */
     return KW_OK;
 }

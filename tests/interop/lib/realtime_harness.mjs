@@ -84,9 +84,10 @@ export function harness(prefix) {
     return env;
   };
 
-  async function startServer() {
+  // extraEnv: more configuration for this server (e.g. LIVEKIT_* for the token tests).
+  async function startServer(extraEnv = {}) {
     const port = await freePort();
-    const env = serverEnv();
+    const env = { ...serverEnv(), ...extraEnv };
     env.KEYWAVE_LISTEN = `127.0.0.1:${port}`;
     server = spawn(keywaved, [], { env, cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
     server.stderr.on('data', (d) => {
