@@ -45,8 +45,12 @@ static const char help[] =
     "\n"
     "Takes part in the meeting until Ctrl-C: registers this device as a participant,\n"
     "obtains or creates the meeting's media key, answers key requests, admits guests as\n"
-    "--admit says (default ask: a question on the terminal), gives admitted guests this\n"
-    "device's sender key and the media key, and prints events as they happen.\n"
+    "--admit says, gives admitted guests this device's sender key and the media key, and\n"
+    "prints events as they happen.\n"
+    "  --admit all      admit every guest that asks\n"
+    "  --admit none     decline every guest that asks\n"
+    "  --admit ask      ask on the terminal (the default); with stdin closed, leave the\n"
+    "                   guests to the other members\n"
     "  --key-file PATH  write the current media key (JSON: key base64, epoch, key_id) to\n"
     "                   PATH (0600) whenever it changes, for a media pipeline\n"
     "  --message TEXT   send TEXT as a group message (sender-key encrypted) to the meeting\n"
@@ -78,6 +82,7 @@ typedef struct join_state {
     guest_entry *guests;
     size_t n_guests;
     char asking[KWC_ID_MAX + 1]; /* --admit ask: the guest the open question is about */
+    int no_terminal;             /* --admit ask with stdin at end of file: never ask */
     int failed;                  /* exit status once the loop ends */
 } join_state;
 
@@ -366,7 +371,7 @@ static void decide(join_state *j, const char *sid, int admit)
 
 static void ask_next(join_state *j)
 {
-    if (j->asking[0] != '\0')
+    if (j->asking[0] != '\0' || j->no_terminal)
         return;
     for (size_t i = 0; i < j->n_guests; i++) {
         guest_entry *g = &j->guests[i];
@@ -389,8 +394,10 @@ static void poll_answer(join_state *j)
         return;
     char line[64];
     if (fgets(line, sizeof line, stdin) == NULL) {
-        clearerr(stdin);
-        line[0] = 'n';
+        /* No terminal to ask (stdin closed): leave the decision to the other members. */
+        j->no_terminal = 1;
+        j->asking[0] = '\0';
+        return;
     }
     char sid[KWC_ID_MAX + 1];
     snprintf(sid, sizeof sid, "%s", j->asking);
