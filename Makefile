@@ -98,9 +98,9 @@ $(BUILD)/bench/%: bench/%.c $(LIBKW)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LIB_CFLAGS) $(LDFLAGS) $< $(LIBKW) -o $@ $(LIB_LIBS)
 
-# Builds and starts keywaved on 127.0.0.1:8080 with its data in ./data.
+# Builds keywaved and the keywave CLI, and starts keywaved on 127.0.0.1:8080 with its data in ./data.
 run: deps
-	@$(MAKE) --no-print-directory $(BUILD)/keywaved
+	@$(MAKE) --no-print-directory $(BUILD)/keywaved $(CLIENT_BIN)
 	KEYWAVE_DATA_DIR=$${KEYWAVE_DATA_DIR:-./data} ./$(BUILD)/keywaved
 
 # Builds everything and runs every test; the last line is `N passed, N failed`.
@@ -117,6 +117,8 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@bench/run-crypto.sh $(BUILD)/bench/crypto
 	@if [ -x bench/run-http.sh ]; then bench/run-http.sh $(BUILD); fi
+	@if [ -x bench/run-realtime.sh ]; then bench/run-realtime.sh $(BUILD); fi
+	@bench/run-join.sh $(BUILD)
 
 # libFuzzer targets (clang); the lib sources are compiled in so they get coverage.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
