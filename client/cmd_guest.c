@@ -15,7 +15,6 @@
  *   8. stays (pre-keys topped up below 10) until Ctrl-C or --exit-when-ready, then
  *      deletes its session.
  */
-#define _XOPEN_SOURCE 700 /* strptime */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,11 +290,15 @@ static void drain_actions(guest_state *g)
 static int64_t rfc3339_ms(const char *s)
 {
     struct tm tm;
+    int n = 0;
     memset(&tm, 0, sizeof tm);
-    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (rest == NULL)
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &n) != 6)
         return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
     int64_t ms = (int64_t)timegm(&tm) * 1000;
+    const char *rest = s + n;
     if (*rest == '.') {
         int64_t scale = 100;
         for (rest++; *rest >= '0' && *rest <= '9'; rest++, scale /= 10)
