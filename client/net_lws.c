@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,13 +32,13 @@
 #include "keywave/eio.h"
 #include "keywave/sio.h"
 
-#define KWC_HTTP_BODY_MAX   (4u * 1024u * 1024u) /* bytes of an answer body (net.h) */
-#define KWC_HTTP_CHUNK      4096                 /* bytes of request body per lws_write */
-#define KWC_HOST_MAX        255                  /* bytes of a host name or address */
-#define KWC_EMIT_FLUSH_MS   5000                 /* how long emit waits for its frame to go */
-#define KWC_CLOSE_WAIT_MS   1000                 /* how long close waits for the socket (net.h) */
-#define KWC_LWS_TIMEOUT_S   86400                /* lws' own timeouts: ours come first */
-#define KWC_WS_PATH         "/socket.io/?EIO=4&transport=websocket"
+#define KWC_HTTP_BODY_MAX (4u * 1024u * 1024u) /* bytes of an answer body (net.h) */
+#define KWC_HTTP_CHUNK    4096                 /* bytes of request body per lws_write */
+#define KWC_HOST_MAX      255                  /* bytes of a host name or address */
+#define KWC_EMIT_FLUSH_MS 5000                 /* how long emit waits for its frame to go */
+#define KWC_CLOSE_WAIT_MS 1000                 /* how long close waits for the socket (net.h) */
+#define KWC_LWS_TIMEOUT_S 86400                /* lws' own timeouts: ours come first */
+#define KWC_WS_PATH       "/socket.io/?EIO=4&transport=websocket"
 
 /* What an lws connection's opaque user data points at: an HTTP transfer or the socket. */
 typedef enum conn_kind { CONN_HTTP = 1, CONN_WS = 2 } conn_kind;
@@ -55,7 +56,7 @@ typedef struct http_xfer {
     size_t n_headers;
     const unsigned char *body; /* request body, borrowed */
     size_t body_len, body_sent;
-    int done;                  /* 1: answer complete; -1: failed (code, detail) */
+    int done; /* 1: answer complete; -1: failed (code, detail) */
     kw_err code;
     char detail[KW_DETAIL_MAX];
     int status;      /* HTTP status once the headers arrived, else 0 */
@@ -111,9 +112,9 @@ struct kwc_net {
     uint32_t next_ack_id;
     int awaiting_ack; /* an ack with await_id is wanted */
     uint32_t await_id;
-    json_t *ack; /* the awaited ack's first argument, once it came */
-    kw_err connect_code;       /* KW_OK until CONNECT is answered */
-    json_t *connect_error;     /* CONNECT_ERROR's data */
+    json_t *ack;           /* the awaited ack's first argument, once it came */
+    kw_err connect_code;   /* KW_OK until CONNECT is answered */
+    json_t *connect_error; /* CONNECT_ERROR's data */
     char connect_detail[KW_DETAIL_MAX];
     kw_err lost_code; /* why the connection ended (SIO_LOST) */
     char lost_detail[KW_DETAIL_MAX];
@@ -134,6 +135,7 @@ static void set_detail_v(char *out, const char *fmt, va_list ap)
     vsnprintf(out, KW_DETAIL_MAX, fmt, ap);
 }
 
+/* A frame with room for len bytes (and a NUL) after LWS_PRE; NULL when out of memory. */
 static out_frame *frame_new(size_t len)
 {
     out_frame *f = malloc(sizeof *f + LWS_PRE + len + 1);
@@ -144,6 +146,7 @@ static out_frame *frame_new(size_t len)
     return f;
 }
 
+/* Wipes and frees a list of frames. */
 static void frames_free(out_frame *f)
 {
     while (f != NULL) {
@@ -154,6 +157,7 @@ static void frames_free(out_frame *f)
     }
 }
 
+/* Drops every queued event. */
 static void events_free(kwc_net *n)
 {
     while (n->ev_head != NULL) {
@@ -244,9 +248,16 @@ static void sio_reset_io(kwc_net *n)
 
 /* ---- the event loop ------------------------------------------------------------------- */
 
+/*
+ * Ends lws_service's poll wait. lws runs ripe timers *before* it polls and then waits
+ * for the next timer, so a wake timer already due on entry (a deadline of now, or a late
+ * entry) would let the poll sleep until the next packet; re-arming 1 ms ahead keeps the
+ * wait bounded. run_until re-arms it for every pass and cancels it when done.
+ */
 static void on_wake(lws_sorted_usec_list_t *sul)
 {
-    (void)sul; /* only there to end the poll wait */
+    kwc_net *n = (kwc_net *)(void *)((char *)sul - offsetof(kwc_net, wake));
+    lws_sul_schedule(n->ctx, 0, sul, on_wake, LWS_US_PER_MS);
 }
 
 /* Ends a connection whose pings stopped (checked outside callbacks, so it may kill). */
@@ -254,8 +265,7 @@ static void watchdog(kwc_net *n, int64_t now)
 {
     if (n->watchdog_ms != 0 && now > n->watchdog_ms &&
         (n->state == SIO_CONNECTING || n->state == SIO_CONNECTED)) {
-        sio_lost(n, KW_ERR_IO, "ping timeout: no ping from the server in %u ms",
-                 n->ping_window_ms);
+        sio_lost(n, KW_ERR_IO, "ping timeout: no ping from the server in %u ms", n->ping_window_ms);
         ws_kill(n);
     }
 }
@@ -273,17 +283,19 @@ static int run_until(kwc_net *n, int64_t deadline, done_fn done, const void *arg
     for (;;) {
         int64_t now = mono_ms();
         watchdog(n, now);
-        if (done(n, arg))
-            return 1;
-        if (serviced && now >= deadline)
-            return 0;
+        if (done(n, arg) || (serviced && now >= deadline)) {
+            lws_sul_cancel(&n->wake);
+            return done(n, arg) ? 1 : 0;
+        }
         int64_t wake = deadline;
         if (n->watchdog_ms != 0 && n->watchdog_ms + 1 < wake)
             wake = n->watchdog_ms + 1;
         int64_t wait_ms = wake > now ? wake - now : 0;
         lws_sul_schedule(n->ctx, 0, &n->wake, on_wake, (lws_usec_t)wait_ms * LWS_US_PER_MS);
-        if (lws_service(n->ctx, 0) < 0)
+        if (lws_service(n->ctx, 0) < 0) {
+            lws_sul_cancel(&n->wake);
             return -1;
+        }
         serviced = 1;
     }
 }
@@ -294,6 +306,16 @@ static int64_t deadline_after(int timeout_ms)
 }
 
 /* ---- HTTP callbacks ------------------------------------------------------------------- */
+
+/* Names what an lws connection error string is about, for the detail. */
+static const char *connect_error_kind(const void *in)
+{
+    const char *s = in;
+    if (s != NULL && (strstr(s, "SSL") != NULL || strstr(s, "ssl") != NULL ||
+                      strstr(s, "tls") != NULL || strstr(s, "TLS") != NULL))
+        return "TLS failed (server certificate not trusted, or not for this host name?)";
+    return "connect failed";
+}
 
 /* Ends a transfer with an error and detaches it from its connection. */
 static void http_fail(http_xfer *x, kw_err code, const char *fmt, ...) KW_PRINTF(3, 4);
@@ -312,6 +334,7 @@ static void http_fail(http_xfer *x, kw_err code, const char *fmt, ...)
     x->wsi = NULL;
 }
 
+/* Marks the answer whole and detaches the transfer from its connection. */
 static void http_complete(http_xfer *x)
 {
     if (x->done == 0)
@@ -321,6 +344,7 @@ static void http_complete(http_xfer *x)
     x->wsi = NULL;
 }
 
+/* Appends answer bytes; -1 (transfer failed: too large, no memory) closes the connection. */
 static int http_append(http_xfer *x, const void *data, size_t len)
 {
     if (len > KWC_HTTP_BODY_MAX - x->len) {
@@ -397,11 +421,13 @@ static int http_write_body(struct lws *wsi, http_xfer *x)
     return 0;
 }
 
+/* lws callbacks of an HTTP request in flight; nonzero closes the connection. */
 static int http_callback(struct lws *wsi, int reason, http_xfer *x, void *in, size_t len)
 {
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        http_fail(x, KW_ERR_IO, "connect failed: %s", in ? (const char *)in : "unknown error");
+        http_fail(x, KW_ERR_IO, "%s: %s", connect_error_kind(in),
+                  in ? (const char *)in : "unknown error");
         return 0;
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
         if (http_headers(wsi, x, (unsigned char **)in, *(unsigned char **)in + len) != 0) {
@@ -458,6 +484,7 @@ static int ws_protocol_error(kwc_net *n, const char *what, const kw_error *e)
     return -1;
 }
 
+/* The Engine.IO open packet: starts the ping watchdog and sends the pending CONNECT. */
 static int ws_on_open(kwc_net *n, const kw_eio_packet *p)
 {
     kw_error e = {0};
@@ -513,6 +540,7 @@ static int ws_on_event(kwc_net *n, const kw_sio_packet *p)
     return 0;
 }
 
+/* An ACK: keeps its first argument (owned by n) when it is the one kwc_sio_call awaits. */
 static int ws_on_ack(kwc_net *n, const kw_sio_packet *p)
 {
     if (!n->awaiting_ack || p->ack_id != n->await_id)
@@ -529,6 +557,7 @@ static int ws_on_ack(kwc_net *n, const kw_sio_packet *p)
     return 0;
 }
 
+/* CONNECT_ERROR: keeps its data (owned by n until kwc_sio_connect hands it out). */
 static int ws_on_connect_error(kwc_net *n, const kw_sio_packet *p)
 {
     json_t *data = json_loadb(p->data, p->data_len, JSON_REJECT_DUPLICATES, NULL);
@@ -545,6 +574,7 @@ static int ws_on_connect_error(kwc_net *n, const kw_sio_packet *p)
     return -1; /* the server closes the connection too */
 }
 
+/* An Engine.IO message: one Socket.IO packet; packets of other namespaces are ignored. */
 static int ws_on_message(kwc_net *n, const kw_eio_packet *ep)
 {
     kw_error e = {0};
@@ -679,11 +709,12 @@ static void ws_gone(struct lws *wsi, kwc_net *n, const char *why)
         n->ws = NULL;
 }
 
+/* lws callbacks of the WebSocket; nonzero closes it. */
 static int ws_callback(struct lws *wsi, int reason, kwc_net *n, void *in, size_t len)
 {
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        sio_lost(n, KW_ERR_IO, "WebSocket connect/upgrade failed: %s",
+        sio_lost(n, KW_ERR_IO, "WebSocket %s: %s", connect_error_kind(in),
                  in ? (const char *)in : "unknown error");
         ws_gone(wsi, n, "");
         return 0;
@@ -700,6 +731,7 @@ static int ws_callback(struct lws *wsi, int reason, kwc_net *n, void *in, size_t
     }
 }
 
+/* The one lws callback: routes by the connection's tag; detached connections are ignored. */
 static int net_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len)
 {
@@ -750,8 +782,7 @@ static kw_err parse_base_url(kwc_net *n, const char *url, kw_error *err)
         for (const char *c = host; c < host_end; c++)
             if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f') ||
                   (*c >= 'A' && *c <= 'F') || *c == ':' || *c == '.'))
-                return kw_error_set(err, KW_ERR_INVALID_ARGUMENT,
-                                    "server URL: bad IPv6 address");
+                return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "server URL: bad IPv6 address");
         p = host_end + 1;
     } else {
         while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
@@ -768,8 +799,7 @@ static kw_err parse_base_url(kwc_net *n, const char *url, kw_error *err)
         while (p < end && *p >= '0' && *p <= '9' && p - d < 6)
             port = port * 10 + (*p++ - '0');
         if (p == d || port < 1 || port > 65535 || (p < end && *p >= '0' && *p <= '9'))
-            return kw_error_set(err, KW_ERR_INVALID_ARGUMENT,
-                                "server URL: port must be 1-65535");
+            return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "server URL: port must be 1-65535");
         n->port = (int)port;
     }
     if (p != end)
@@ -817,8 +847,17 @@ kw_err kwc_net_new(const char *base_url, kwc_net **out, kw_error *err)
     if (n->tls) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         const char *ca = getenv("KEYWAVE_CA_FILE");
-        if (ca != NULL && ca[0] != '\0')
+        if (ca != NULL && ca[0] != '\0') {
+            /* lws only logs an unreadable CA file; every connection would then fail. */
+            FILE *f = fopen(ca, "r");
+            if (f == NULL) {
+                int e = errno;
+                free(n);
+                return kw_error_set(err, KW_ERR_IO, "KEYWAVE_CA_FILE %.100s: %s", ca, strerror(e));
+            }
+            fclose(f);
             info.client_ssl_ca_filepath = ca;
+        }
     }
     n->ctx = lws_create_context(&info);
     if (n->ctx == NULL) {
@@ -856,6 +895,7 @@ static int http_done(kwc_net *n, const void *arg)
     return ((const http_xfer *)arg)->done != 0;
 }
 
+/* A header name keywave uses: letters, digits, '-', '_'; not empty. */
 static int is_token(const char *s)
 {
     if (s == NULL || s[0] == '\0')
@@ -876,6 +916,7 @@ static int is_header_text(const char *s)
     return 1;
 }
 
+/* Checks kwc_http_request's arguments; KW_ERR_INVALID_ARGUMENT says which is wrong. */
 static kw_err http_check_args(const char *method, const char *target, const kwc_header *headers,
                               size_t n_headers, const void *body, size_t body_len, kw_error *err)
 {
@@ -929,7 +970,7 @@ kw_err kwc_http_request(kwc_net *n, const char *method, const char *target,
     ci.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT | (n->tls ? LCCSCF_USE_SSL : 0);
     ci.path = target;
     ci.host = n->host_header;
-    ci.origin = n->host_header;
+    ci.origin = NULL; /* not a browser: no Origin (lws would write http:// even for TLS) */
     ci.method = method;
     ci.protocol = net_protocols[0].name;
     ci.alpn = "http/1.1";
@@ -991,6 +1032,7 @@ int kwc_sio_connected(const kwc_net *n)
     return n != NULL && n->state == SIO_CONNECTED;
 }
 
+/* run_until conditions: connect answered, queue sent, ack in, event in, socket gone. */
 static int connect_done(kwc_net *n, const void *arg)
 {
     (void)arg;
@@ -1073,7 +1115,7 @@ kw_err kwc_sio_connect(kwc_net *n, const char *nsp, json_t *auth, int timeout_ms
     ci.ssl_connection = n->tls ? LCCSCF_USE_SSL : 0;
     ci.path = KWC_WS_PATH;
     ci.host = n->host_header;
-    ci.origin = n->host_header;
+    ci.origin = NULL;
     ci.protocol = NULL; /* no Sec-WebSocket-Protocol */
     ci.local_protocol_name = net_protocols[0].name;
     ci.alpn = "http/1.1";
@@ -1112,8 +1154,8 @@ kw_err kwc_sio_connect(kwc_net *n, const char *nsp, json_t *auth, int timeout_ms
 static kw_err not_connected(const kwc_net *n, kw_error *err)
 {
     if (n->state == SIO_LOST)
-        return kw_error_set(err, n->lost_code == KW_ERR_NOMEM ? KW_ERR_NOMEM : KW_ERR_IO,
-                            "%s", n->lost_detail);
+        return kw_error_set(err, n->lost_code == KW_ERR_NOMEM ? KW_ERR_NOMEM : KW_ERR_IO, "%s",
+                            n->lost_detail);
     return kw_error_set(err, KW_ERR_STATE, "not connected");
 }
 
