@@ -51,6 +51,7 @@ enum {
     VAR_JITSI_APP_ID,
     VAR_JITSI_APP_SECRET,
     VAR_JITSI_JWT_EXPIRATION,
+    VAR_GUEST_EVENTS_PER_MINUTE,
     VAR_COUNT
 };
 
@@ -81,6 +82,9 @@ static const config_var config_vars[VAR_COUNT] = {
                               "Jitsi application secret, at least 32 characters"},
     [VAR_JITSI_JWT_EXPIRATION] = {"JITSI_JWT_EXPIRATION", NO_FIELD, false, "7200",
                                   "lifetime of Jitsi tokens in seconds (60..604800)"},
+    [VAR_GUEST_EVENTS_PER_MINUTE] = {"KEYWAVE_GUEST_EVENTS_PER_MINUTE", NO_FIELD, false, "100",
+                                     "events one guest socket may send per minute "
+                                     "(1..10000000)"},
 };
 
 static char **field_of(kw_config *cfg, const config_var *var)
@@ -363,7 +367,8 @@ static kw_err set_defaults(kw_config *cfg, kw_error *err)
 }
 
 /* Runs every rule on a loaded configuration; the first broken rule is the error. */
-static kw_err check_all(kw_config *cfg, const char *jwt_exp, kw_error *err)
+static kw_err check_all(kw_config *cfg, const char *jwt_exp, const char *guest_events,
+                        kw_error *err)
 {
     static const char *const http_schemes[] = {"http", "https", NULL};
     static const char *const livekit_schemes[] = {"wss", "ws", "https", "http", NULL};
@@ -426,6 +431,18 @@ static kw_err check_all(kw_config *cfg, const char *jwt_exp, kw_error *err)
                                 KW_CONFIG_JWT_EXP_MIN, KW_CONFIG_JWT_EXP_MAX);
         cfg->jitsi_jwt_expiration_s = secs;
     }
+
+    cfg->guest_events_per_minute = KW_CONFIG_GUEST_EVENTS_DEFAULT;
+    if (guest_events != NULL) {
+        int64_t events;
+        if (!parse_decimal(guest_events, 8, &events) || events < KW_CONFIG_GUEST_EVENTS_MIN ||
+            events > KW_CONFIG_GUEST_EVENTS_MAX)
+            return kw_error_set(err, KW_ERR_INVALID_ARGUMENT,
+                                "%s: '%.20s' must be a number of events from %d to %d",
+                                config_vars[VAR_GUEST_EVENTS_PER_MINUTE].name, guest_events,
+                                KW_CONFIG_GUEST_EVENTS_MIN, KW_CONFIG_GUEST_EVENTS_MAX);
+        cfg->guest_events_per_minute = (uint32_t)events;
+    }
     return KW_OK;
 }
 
@@ -456,7 +473,7 @@ kw_err kw_config_load(kw_config *cfg, const char *conf_path, kw_error *err)
     rc = set_defaults(cfg, err);
     if (rc != KW_OK)
         goto fail;
-    rc = check_all(cfg, raw[VAR_JITSI_JWT_EXPIRATION], err);
+    rc = check_all(cfg, raw[VAR_JITSI_JWT_EXPIRATION], raw[VAR_GUEST_EVENTS_PER_MINUTE], err);
     if (rc != KW_OK)
         goto fail;
     free_raw(raw);

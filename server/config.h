@@ -27,6 +27,12 @@
 #define KW_CONFIG_JWT_EXP_DEFAULT 7200
 /* DESIGN §7: keywaved refuses to start with a shorter JITSI_APP_SECRET. */
 #define KW_CONFIG_JITSI_SECRET_MIN 32
+/* Bounds of KEYWAVE_GUEST_EVENTS_PER_MINUTE (events one guest socket may send per minute,
+ * docs/api.md "Rate limit"); the default is the documented 100. The maximum keeps the
+ * per-socket counters and their window arithmetic far from overflow. */
+#define KW_CONFIG_GUEST_EVENTS_MIN     1
+#define KW_CONFIG_GUEST_EVENTS_MAX     10000000
+#define KW_CONFIG_GUEST_EVENTS_DEFAULT 100
 
 /*
  * The loaded configuration. String fields are owned (freed and, for secrets, wiped by
@@ -56,6 +62,9 @@ typedef struct kw_config {
     char *jitsi_app_id;             /* or NULL; set iff jitsi_app_secret is */
     char *jitsi_app_secret;         /* secret (>= 32 chars), wiped on free */
     int64_t jitsi_jwt_expiration_s; /* seconds, KW_CONFIG_JWT_EXP_MIN..MAX */
+
+    /* Realtime */
+    uint32_t guest_events_per_minute; /* KW_CONFIG_GUEST_EVENTS_MIN..MAX, default 100 */
 } kw_config;
 
 /*

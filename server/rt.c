@@ -824,6 +824,14 @@ static const kw_rt_event *event_find(kw_rt_nsp nsp, const char *name, int *other
     return NULL;
 }
 
+/* The configured guest event limit (KEYWAVE_GUEST_EVENTS_PER_MINUTE); the documented
+ * default when the server has no configuration loaded (unit tests zero it). */
+static uint32_t guest_events_per_minute(const kw_rt *rt)
+{
+    uint32_t n = rt->srv != NULL ? rt->srv->config.guest_events_per_minute : 0;
+    return n != 0 ? n : KW_RT_GUEST_EVENTS_PER_MIN;
+}
+
 static kw_rt_verdict on_event(kw_rt *rt, kw_rt_conn *c, kw_rt_nsp nsp, const kw_sio_packet *pk,
                               json_t *payload, int64_t now_ms)
 {
@@ -836,7 +844,8 @@ static kw_rt_verdict on_event(kw_rt *rt, kw_rt_conn *c, kw_rt_nsp nsp, const kw_
     kw_err rc;
     if (ack == NULL)
         rc = kw_error_set(&e, KW_ERR_NOMEM, "out of memory");
-    else if (nsp == KW_RT_NSP_GUEST && kw_rt_guest_rate(&c->guest, now_ms, &e) != KW_OK)
+    else if (nsp == KW_RT_NSP_GUEST &&
+             kw_rt_guest_rate_limit(&c->guest, guest_events_per_minute(rt), now_ms, &e) != KW_OK)
         rc = KW_ERR_RATE_LIMITED; /* every guest event counts, known or not */
     else if (row == NULL && other_nsp)
         rc = kw_error_set(&e, KW_ERR_FORBIDDEN, "that event is not for this namespace");

@@ -73,7 +73,7 @@ typedef struct kw_rt_guest {
     kw_rt_room *room; /* the meeting's guest room; borrowed from rt */
     /* Events per minute (kw_rt_guest_rate): a sliding-window estimate in fixed space. */
     int64_t rate_start_ms;        /* start of the current one-minute window; 0: none yet */
-    uint16_t rate_prev, rate_cur; /* events accepted in the previous / current window */
+    uint32_t rate_prev, rate_cur; /* events accepted in the previous / current window */
 } kw_rt_guest;
 
 /*
@@ -336,6 +336,14 @@ extern const kw_rt_event kw_rt_events_relay[]; /* rt_relay.c */
  * event received on "/external".
  */
 kw_err kw_rt_guest_rate(kw_rt_guest *g, int64_t now_ms, kw_error *err) KW_MUST_CHECK;
+
+/*
+ * kw_rt_guest_rate with a limit of per_minute events (1..10000000; the configured
+ * KEYWAVE_GUEST_EVENTS_PER_MINUTE, config.h) instead of KW_RT_GUEST_EVENTS_PER_MIN.
+ * Errors: KW_ERR_RATE_LIMITED (not counted), KW_ERR_INVALID_ARGUMENT (per_minute 0).
+ */
+kw_err kw_rt_guest_rate_limit(kw_rt_guest *g, uint32_t per_minute, int64_t now_ms,
+                              kw_error *err) KW_MUST_CHECK;
 
 /* Adds every "/" socket of member device (user_id, device_id) to b (a scan of the socket
  * index: for rare notices). Errors: KW_ERR_NOMEM. */

@@ -34,6 +34,13 @@
 
 kw_err kw_rt_guest_rate(kw_rt_guest *g, int64_t now_ms, kw_error *err)
 {
+    return kw_rt_guest_rate_limit(g, KW_RT_GUEST_EVENTS_PER_MIN, now_ms, err);
+}
+
+kw_err kw_rt_guest_rate_limit(kw_rt_guest *g, uint32_t per_minute, int64_t now_ms, kw_error *err)
+{
+    if (per_minute == 0)
+        return kw_error_set(err, KW_ERR_INVALID_ARGUMENT, "a limit of 0 events per minute");
     if (g->rate_start_ms == 0 || now_ms < g->rate_start_ms) {
         g->rate_start_ms = now_ms > 0 ? now_ms : 1;
         g->rate_prev = g->rate_cur = 0;
@@ -48,9 +55,9 @@ kw_err kw_rt_guest_rate(kw_rt_guest *g, int64_t now_ms, kw_error *err)
     int64_t elapsed = now_ms - g->rate_start_ms;
     int64_t estimate = (int64_t)g->rate_prev * (RATE_WINDOW_MS - elapsed) +
                        ((int64_t)g->rate_cur + 1) * RATE_WINDOW_MS;
-    if (estimate > (int64_t)KW_RT_GUEST_EVENTS_PER_MIN * RATE_WINDOW_MS)
-        return kw_error_set(err, KW_ERR_RATE_LIMITED, "at most %d events per minute",
-                            KW_RT_GUEST_EVENTS_PER_MIN);
+    if (estimate > (int64_t)per_minute * RATE_WINDOW_MS)
+        return kw_error_set(err, KW_ERR_RATE_LIMITED, "at most %u events per minute",
+                            (unsigned)per_minute);
     g->rate_cur++;
     return KW_OK;
 }

@@ -6,6 +6,9 @@
  * store like the reference implementation's `externalParticipantService.sessions` Map,
  * pre-keys kept as a JSON string that each fetch parses and rewrites).
  *
+ * Socket.IO 4.8 (seeds 002 and 003) carries the realtime benchmark's relay: members on "/",
+ * guests on "/external", guest:signal_message relayed to a member device's socket.
+ *
  * It is a yardstick, not a server: no rate limit (the seeds have none on these routes),
  * no database, no signature check on registration. bench/peer/README.md lists what it
  * does and where it departs from the seeds.
@@ -14,6 +17,7 @@
  */
 const crypto = require('crypto');
 const express = require('express');
+const { Server } = require('socket.io');
 
 const SKEW_MS = 5 * 60 * 1000;      // X-Timestamp must be within 5 min of now
 const NONCE_TTL_MS = 10 * 60 * 1000; // a nonce is remembered 10 min
@@ -296,12 +300,139 @@ const port = Number(process.env.PORT || 8081);
 const server = app.listen(port, '127.0.0.1', () => {
   console.log(`listening ${server.address().port}`);
 });
+
+/* ---- Socket.IO (seeds 002 and 003): the realtime benchmark's relay ---- */
+/*
+ * Written the way the seeds write their socket handlers: one Socket.IO 4 server on the
+ * Express server, members on "/", guests on "/external", a Map from device to socket id
+ * (seed 002's guestSocketConnections, here for member devices), video participants per
+ * channel (seed 003's activeVideoParticipants with socket.join(channelId)), and
+ * io.to(socketId).emit(...) to relay. Acks as keywaved answers them ({ok:true} or
+ * {error}), so the load generator counts both the same way.
+ */
+const io = new Server(server, { transports: ['websocket'], serveClient: false });
+const deviceSockets = new Map();         // `${userId}:${deviceId}` -> socket.id
+const guestSocketConnections = new Map(); // sessionId -> socket.id (seed 002)
+const activeVideoParticipants = new Map(); // channelId -> [{userId, deviceId, socketId, joinedAt, hasE2EEKey}]
+
+// Members: the CONNECT auth is the HMAC of verifyAuthEither over `GET /socket.io/auth`
+// with an empty body (the seeds read the express session instead; this costs as little
+// and is what keywaved checks). Once per connection, not per message.
+io.use((socket, next) => {
+  const { client_id: clientId, timestamp, nonce, signature } = socket.handshake.auth || {};
+  if (!clientId || !timestamp || !nonce || !signature) return next(new Error('missing_auth_headers'));
+  if (Math.abs(Date.now() - Number(timestamp)) > SKEW_MS) return next(new Error('request_expired'));
+  const client = clients.get(clientId);
+  if (!client) return next(new Error('no_session'));
+  const message = `${clientId}:${timestamp}:${nonce}:GET:/socket.io/auth:${sha256Hex(Buffer.alloc(0))}`;
+  const expected = crypto.createHmac('sha256', client.session_secret).update(message).digest();
+  const given = Buffer.from(String(signature), 'hex');
+  if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) {
+    return next(new Error('invalid_signature'));
+  }
+  const nonceKey = clientId + ':' + nonce;
+  if (nonces.has(nonceKey)) return next(new Error('duplicate_request'));
+  nonces.set(nonceKey, Date.now() + NONCE_TTL_MS);
+  socket.data.userId = client.user_id;
+  socket.data.deviceId = client.device_id;
+  next();
+});
+
+io.on('connection', (socket) => {
+  const { userId, deviceId } = socket.data;
+  deviceSockets.set(`${userId}:${deviceId}`, socket.id);
+
+  // seed 003: register as a video participant of a channel (here: a meeting).
+  socket.on('video:register-participant', async (data, ack) => {
+    try {
+      const { channelId } = data || {};
+      if (!channelId) return ack?.({ error: 'invalid_payload' });
+      const meeting = await meetingService.getMeeting(channelId);
+      if (!meeting) return ack?.({ error: 'not_found' });
+      if (!isParticipant(meeting, userId)) return ack?.({ error: 'forbidden' });
+      const list = activeVideoParticipants.get(channelId) || [];
+      const joinedAt = Date.now();
+      list.push({ userId, deviceId, socketId: socket.id, joinedAt, hasE2EEKey: false });
+      activeVideoParticipants.set(channelId, list);
+      socket.join(channelId);
+      socket.to(channelId).emit('video:participant-joined', { userId, deviceId, joinedAt });
+      // Waiting guests of the meeting learn that a member is there (keywaved does the same).
+      io.of('/external').to('g:' + channelId).emit('meeting:host_present', { meeting_id: channelId });
+      ack?.({ ok: true, channelId, joinedAt });
+    } catch (error) {
+      console.error('[VIDEO PARTICIPANTS] Error registering participant:', error);
+      ack?.({ error: 'internal' });
+    }
+  });
+
+  socket.on('disconnect', () => {
+    if (deviceSockets.get(`${userId}:${deviceId}`) === socket.id) deviceSockets.delete(`${userId}:${deviceId}`);
+    for (const [channelId, list] of activeVideoParticipants) {
+      const rest = list.filter(p => p.socketId !== socket.id);
+      if (rest.length !== list.length) {
+        if (rest.length) activeVideoParticipants.set(channelId, rest);
+        else activeVideoParticipants.delete(channelId);
+        socket.to(channelId).emit('video:participant-left', { userId, deviceId });
+      }
+    }
+  });
+});
+
+// Guests: identified by their session id, looked up in the sessions Map (the seeds have
+// no guest secret: seed 002's external:registerSocket trusts the session id it is sent).
+const external = io.of('/external');
+external.use(async (socket, next) => {
+  const { session_id: sessionId } = socket.handshake.auth || {};
+  const session = sessionId ? await externalService.getSession(sessionId) : null;
+  if (!session || session.expires_at < new Date()) return next(new Error('unauthorized'));
+  socket.data.sessionId = sessionId;
+  next();
+});
+
+external.on('connection', (socket) => {
+  const { sessionId } = socket.data;
+  guestSocketConnections.set(sessionId, socket.id);
+  const meetingId = externalService.sessions.get(sessionId).meeting_id;
+  socket.join('g:' + meetingId);
+  socket.on('disconnect', () => {
+    if (guestSocketConnections.get(sessionId) === socket.id) guestSocketConnections.delete(sessionId);
+  });
+
+  // Guest -> member device present in the guest's meeting; same payload as keywaved.
+  socket.on('guest:signal_message', async (data, ack) => {
+    try {
+      const { recipient_user_id, recipient_device_id, encrypted_message, message_type } = data || {};
+      if (!recipient_user_id || !recipient_device_id || !encrypted_message || !message_type) {
+        return ack?.({ error: 'invalid_payload' });
+      }
+      const session = await externalService.getSession(sessionId);
+      if (!session || session.admission_status === 'declined') return ack?.({ error: 'forbidden' });
+      const targetSocketId = deviceSockets.get(`${recipient_user_id}:${recipient_device_id}`);
+      const room = io.of('/').adapter.rooms.get(session.meeting_id);
+      if (!targetSocketId || !room || !room.has(targetSocketId)) {
+        return ack?.({ error: 'recipient_offline' });
+      }
+      io.to(targetSocketId).emit('guest:signal_message', {
+        meeting_id: session.meeting_id,
+        from_guest_session_id: sessionId,
+        display_name: session.display_name,
+        encrypted_message,
+        message_type,
+      });
+      ack?.({ ok: true });
+    } catch (error) {
+      console.error('[EXTERNAL] Error relaying guest message:', error);
+      ack?.({ error: 'internal' });
+    }
+  });
+});
 // Node's defaults would close idle keep-alive sockets after 5 s; the load generator keeps
 // its connections busy, so this only matters between phases.
 server.keepAliveTimeout = 60 * 1000;
 server.headersTimeout = 65 * 1000;
 
 function shutdown() {
+  io.close();
   server.close(() => process.exit(0));
   setTimeout(() => process.exit(0), 2000).unref();
 }

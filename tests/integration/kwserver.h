@@ -50,10 +50,11 @@
 #define KWS_MAX_CHILDREN     8
 
 /* Every variable of DESIGN §10: children start with none of them but those given. */
-static const char *const kws_config_names[12] = {
+static const char *const kws_config_names[13] = {
     "KEYWAVE_LISTEN",   "KEYWAVE_PUBLIC_URL", "KEYWAVE_DATA_DIR", "KEYWAVE_TLS_CERT",
     "KEYWAVE_TLS_KEY",  "LIVEKIT_URL",        "LIVEKIT_API_KEY",  "LIVEKIT_API_SECRET",
     "JITSI_SERVER_URL", "JITSI_APP_ID",       "JITSI_APP_SECRET", "JITSI_JWT_EXPIRATION",
+    "KEYWAVE_GUEST_EVENTS_PER_MINUTE",
 };
 
 static char kws_binary[PATH_MAX]; /* absolute path of the binary under test */

@@ -45,6 +45,7 @@ static const char *const config_names[] = {
     "KEYWAVE_LISTEN",   "KEYWAVE_PUBLIC_URL", "KEYWAVE_DATA_DIR", "KEYWAVE_TLS_CERT",
     "KEYWAVE_TLS_KEY",  "LIVEKIT_URL",        "LIVEKIT_API_KEY",  "LIVEKIT_API_SECRET",
     "JITSI_SERVER_URL", "JITSI_APP_ID",       "JITSI_APP_SECRET", "JITSI_JWT_EXPIRATION",
+    "KEYWAVE_GUEST_EVENTS_PER_MINUTE",
 };
 
 static char keywaved[PATH_MAX]; /* absolute path of the binary under test */
@@ -776,6 +777,26 @@ static void bad_listen_values_are_refused(void)
     }
 }
 
+static void bad_guest_event_limits_are_refused(void)
+{
+    static const char *const bad[] = {"0", "10000001", "abc", "010", "-5", "1e3", " 100", "100 "};
+    char dir[PATH_MAX], data[PATH_MAX], data_env[PATH_MAX + 32];
+    if (!KWT_CHECK(make_subdir(dir, sizeof dir, "badlimit")))
+        return;
+    path_join(data, sizeof data, dir, "data");
+    snprintf(data_env, sizeof data_env, "KEYWAVE_DATA_DIR=%s", data);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char env_limit[96];
+        snprintf(env_limit, sizeof env_limit, "KEYWAVE_GUEST_EVENTS_PER_MINUTE=%s", bad[i]);
+        const char *env[] = {env_limit, data_env, NULL};
+        int before = kwt_checks_failed;
+        expect_refusal(dir, NULL, env, "event=config_invalid", "KEYWAVE_GUEST_EVENTS_PER_MINUTE");
+        KWT_CHECK(!exists(data));
+        if (kwt_checks_failed != before)
+            printf("    value '%s'\n", bad[i]);
+    }
+}
+
 static void port_in_use_is_refused(void)
 {
     char dir[PATH_MAX], data_env[PATH_MAX + 32], listen_env[64];
@@ -911,6 +932,7 @@ int main(void)
     KWT_RUN(help_lists_every_variable);
     KWT_RUN(unknown_argument_is_a_usage_error);
     KWT_RUN(bad_listen_values_are_refused);
+    KWT_RUN(bad_guest_event_limits_are_refused);
     KWT_RUN(port_in_use_is_refused);
     KWT_RUN(unusable_data_dir_is_refused);
     KWT_RUN(bad_conf_file_is_refused);
