@@ -99,6 +99,12 @@ typedef struct kw_rt_conn {
     uint16_t close_code; /* nonzero: close with this WebSocket code once the queue is out */
     uint8_t rx_paused;   /* the adapter's: 1 while it holds reading (kw_rt_conn_rx_paused) */
     uint8_t open;        /* 1 between kw_rt_conn_open and kw_rt_conn_closed */
+
+    /* The adapter's: one list of open connections walked by a shared heartbeat, so that
+     * 19 000 idle sockets do not each keep a timer in lws's sorted list (insertion there
+     * is linear in the number of timers). */
+    struct kw_rt_conn *hb_prev, *hb_next;
+    int64_t hb_due_ms; /* when kw_rt_conn_tick is due; INT64_MAX: never */
 } kw_rt_conn;
 
 /* What the adapter must do after a call. */

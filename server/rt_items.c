@@ -285,11 +285,12 @@ static size_t to_admitted_guests(kw_rt_call *call, kw_db *db, const char *meetin
     kw_db_admitted_guest *guests = NULL;
     size_t n = 0, sent = 0;
     kw_error err;
-    if (db->meetings == NULL ||
-        db->meetings->admitted_guests(db->ctx, meeting_id, call->now_ms, &guests, &n, &err) != KW_OK)
+    if (db->meetings == NULL || db->meetings->admitted_guests(db->ctx, meeting_id, call->now_ms,
+                                                              &guests, &n, &err) != KW_OK)
         return 0;
     for (size_t i = 0; i < n; i++)
-        sent += kw_rt_emit_to_guest(call->srv, meeting_id, guests[i].session_id, "groupItem", ev) > 0;
+        sent += kw_rt_emit_to_guest(call->srv, meeting_id, guests[i].session_id, "groupItem",
+                                    json_incref(ev)) > 0;
     free(guests);
     return sent;
 }
