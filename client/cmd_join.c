@@ -62,8 +62,15 @@ typedef struct guest_entry {
     char session_id[KWC_ID_MAX + 1];
     char name[80];
     int admitted;
+    int declined;
     int keyed; /* sender key and media key handed over */
 } guest_entry;
+
+/* A member device present in the meeting, with the server's joinedAt (its rank). */
+typedef struct present_peer {
+    char id[KWC_PEER_ID_MAX + 1];
+    int64_t joined_ms; /* INT64_MAX when the server did not say */
+} present_peer;
 
 typedef struct join_state {
     kwc_ctx *ctx;
@@ -74,10 +81,11 @@ typedef struct join_state {
     const char *message; /* --message */
     kw_mka *mka;
     char self_peer[KWC_PEER_ID_MAX + 1];
-    int confirmed; /* video:confirm-e2ee-key sent */
+    int64_t self_joined_ms; /* our joinedAt (register ack); INT64_MAX when unknown */
+    int confirmed;          /* video:confirm-e2ee-key sent */
     int64_t start_ms;
     int64_t next_key_check;
-    char (*present)[KWC_PEER_ID_MAX + 1]; /* member peers present now */
+    present_peer *present; /* member peers present now */
     size_t n_present;
     guest_entry *guests;
     size_t n_guests;
@@ -91,23 +99,44 @@ typedef struct join_state {
 static int present_index(join_state *j, const char *peer)
 {
     for (size_t i = 0; i < j->n_present; i++)
-        if (strcmp(j->present[i], peer) == 0)
+        if (strcmp(j->present[i].id, peer) == 0)
             return (int)i;
     return -1;
 }
 
-static void present_add(join_state *j, const char *peer)
+static void present_add(join_state *j, const char *peer, int64_t joined_ms)
 {
     if (present_index(j, peer) >= 0 || j->n_present >= MAX_PRESENT)
         return;
-    snprintf(j->present[j->n_present++], KWC_PEER_ID_MAX + 1, "%s", peer);
+    present_peer *p = &j->present[j->n_present++];
+    snprintf(p->id, sizeof p->id, "%s", peer);
+    p->joined_ms = joined_ms;
 }
 
 static void present_remove(join_state *j, const char *peer)
 {
     int i = present_index(j, peer);
     if (i >= 0)
-        memcpy(j->present[i], j->present[--j->n_present], KWC_PEER_ID_MAX + 1);
+        j->present[i] = j->present[--j->n_present];
+}
+
+/*
+ * Whether no present member device outranks us (smaller joinedAt, then smaller peer id:
+ * media_key.h's order). kw_mka only knows the peers we passed to kw_mka_start as older,
+ * and those are the key holders: a member that was present before us without a key yet
+ * (members starting at once) would not count, and two members would rotate.
+ */
+static int longest_present(const join_state *j)
+{
+    if (j->self_joined_ms == INT64_MAX)
+        return 1; /* rank unknown: leave the decision to kw_mka_rotate */
+    for (size_t i = 0; i < j->n_present; i++) {
+        const present_peer *p = &j->present[i];
+        if (p->joined_ms < j->self_joined_ms ||
+            (p->joined_ms == j->self_joined_ms && strcmp(p->id, j->self_peer) < 0))
+            return 0;
+    }
+    return 1;
 }
 
 static guest_entry *guest_find(join_state *j, const char *sid, int create)
@@ -355,12 +384,17 @@ static void decide(join_state *j, const char *sid, int admit)
     kw_error_clear(&err);
     guest_entry *g = guest_find(j, sid, 1);
     kw_err rc = kwc_api_call(&j->m.api, "POST", target, NULL, NULL, NULL, &err);
-    if (rc == KW_OK || rc == KW_ERR_ALREADY_ADMITTED) {
-        if (g != NULL && admit && rc == KW_OK)
+    if (rc == KW_OK) {
+        if (g != NULL && admit)
             g->admitted = 1;
+        else if (g != NULL)
+            g->declined = 1; /* the server's notice of our own decision is not printed again */
         kwc_event_line(j->ctx, admit ? "guest_admitted" : "guest_declined",
                        json_pack("{s:s, s:s}", "session_id", sid, "by", "me"), "%s guest %s",
                        admit ? "Admitted" : "Declined", sid);
+    } else if (rc == KW_ERR_ALREADY_ADMITTED || rc == KW_ERR_ALREADY_DECLINED) {
+        /* Another member decided first: its notice (meeting:guest_admitted or
+         * meeting:guest_declined) says who, and keys the guest. */
     } else
         kwc_event_line(j->ctx, "decision_failed",
                        json_pack("{s:s, s:s}", "session_id", sid, "error", err.detail),
@@ -375,7 +409,7 @@ static void ask_next(join_state *j)
         return;
     for (size_t i = 0; i < j->n_guests; i++) {
         guest_entry *g = &j->guests[i];
-        if (!g->admitted && g->name[0] != '\0') {
+        if (!g->admitted && !g->declined && g->name[0] != '\0') {
             snprintf(j->asking, sizeof j->asking, "%s", g->session_id);
             printf("Admit guest \"%s\" (%s)? [y/N] ", g->name, g->session_id);
             fflush(stdout);
@@ -533,8 +567,8 @@ static void on_peer_change(join_state *j, json_t *o, int joined)
         return;
     int64_t now = kwc_now_ms();
     if (joined) {
-        present_add(j, peer);
         json_int_t at = json_integer_value(json_object_get(o, "joinedAt"));
+        present_add(j, peer, at > 0 ? at : INT64_MAX);
         kwc_ignore(kw_mka_peer_joined(j->mka, now, peer, at > 0 ? at : now));
         kwc_event_line(j->ctx, "participant_joined", json_pack("{s:s}", "peer", peer), "%s joined",
                        peer);
@@ -544,7 +578,8 @@ static void on_peer_change(join_state *j, json_t *o, int joined)
         kwc_event_line(j->ctx, "participant_left", json_pack("{s:s}", "peer", peer), "%s left",
                        peer);
         /* DESIGN §6: the longest-present member rotates; the others get NOT_ROTATOR. */
-        if (kw_mka_get_state(j->mka) == KW_MKA_HAVE_KEY && kw_mka_rotate(j->mka, now) == KW_OK)
+        if (kw_mka_get_state(j->mka) == KW_MKA_HAVE_KEY && longest_present(j) &&
+            kw_mka_rotate(j->mka, now) == KW_OK)
             kwc_event_line(j->ctx, "rotated", NULL, "Rotating the media key (%s left)", peer);
     }
     drain_actions(j);
@@ -583,6 +618,10 @@ static void on_event(join_state *j, kwc_event *ev)
             key_guest(j, g);
     } else if (strcmp(n, "meeting:guest_declined") == 0 &&
                strcmp(str(o, "meeting_id"), j->meeting) == 0) {
+        guest_entry *g = guest_find(j, str(o, "session_id"), 1);
+        if (g == NULL || g->declined)
+            return;
+        g->declined = 1;
         kwc_event_line(j->ctx, "guest_declined",
                        json_pack("{s:s, s:s}", "session_id", str(o, "session_id"), "by",
                                  str(o, "declined_by")),
@@ -620,10 +659,16 @@ static kw_err connect_and_register(join_state *j, json_t **participants, kw_erro
     if (rc != KW_OK)
         return rc;
     rc = emit_acked(j, "meeting:join-room", json_pack("{s:s}", "meeting_id", j->meeting), err);
-    if (rc == KW_OK)
-        rc = emit_acked(j, "video:register-participant",
-                        json_pack("{s:s}", "channelId", j->meeting), err);
     json_t *p = json_pack("{s:s}", "channelId", j->meeting);
+    if (rc == KW_OK)
+        rc = kwc_sio_call(j->m.net, "video:register-participant", p, SIO_TIMEOUT_MS, &ack, err);
+    if (rc == KW_OK && !json_is_true(json_object_get(ack, "ok")))
+        rc = kw_error_set(err, kw_err_from_name(str(ack, "error")),
+                          "video:register-participant: %s", str(ack, "error"));
+    json_int_t at = json_integer_value(json_object_get(ack, "joinedAt"));
+    j->self_joined_ms = at > 0 ? at : INT64_MAX;
+    json_decref(ack);
+    ack = NULL;
     if (rc == KW_OK)
         rc = kwc_sio_call(j->m.net, "video:check-participants", p, SIO_TIMEOUT_MS, &ack, err);
     json_decref(p);
@@ -658,10 +703,10 @@ static kw_err start_agreement(join_state *j, json_t *participants, kw_error *err
         kwc_peer_id(&peer, ids[k], sizeof ids[k]);
         if (strcmp(ids[k], j->self_peer) == 0)
             continue;
-        present_add(j, ids[k]);
+        json_int_t at = json_integer_value(json_object_get(p, "joinedAt"));
+        present_add(j, ids[k], at > 0 ? at : INT64_MAX);
         if (!json_is_true(json_object_get(p, "hasE2EEKey")))
             continue;
-        json_int_t at = json_integer_value(json_object_get(p, "joinedAt"));
         peers[k].id = ids[k];
         peers[k].joined_ms = at > 0 ? at : 0;
         k++;

@@ -4,6 +4,7 @@
 // and waiting for an event with a deadline.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -126,6 +127,37 @@ export function cliHarness(prefix) {
     if (r.status !== 200 && r.status !== 201) throw new Error(`add participant: ${r.status} ${JSON.stringify(r.body)}`);
   }
 
+  // A CLI member's device credentials (device.json: user_id, device_id, client_id,
+  // session_secret), for signed requests (h.api) and socket auth (h.memberAuth).
+  const credentials = (m) => JSON.parse(fs.readFileSync(path.join(m.dataDir, 'device.json'), 'utf8'));
+
+  // A member device present in the meeting that never answers: a stock socket.io-client
+  // socket with the device's credentials, registered as video participant. Resolves with
+  // the socket (close it with socket.disconnect()).
+  async function silentMember(m, meetingId) {
+    const s = await h.connected('/', h.memberAuth(credentials(m)));
+    const r = await h.ack(s, 'video:register-participant', { channelId: meetingId });
+    if (r?.ok !== true) throw new Error(`register-participant: ${JSON.stringify(r)}`);
+    return s;
+  }
+
+  // The media key a `meeting join --key-file` wrote: {key (base64), epoch, key_id, created_ms},
+  // or null while the file is missing or partial.
+  function readKeyFile(file) {
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch {
+      return null;
+    }
+  }
+
+  // The fingerprint people compare (docs/api.md): first 8 bytes of SHA-256 of the key bytes,
+  // four groups of four lowercase hex digits.
+  function keyFingerprint(keyB64) {
+    const hex = crypto.createHash('sha256').update(Buffer.from(keyB64, 'base64')).digest('hex').slice(0, 16);
+    return hex.match(/.{4}/g).join(' ');
+  }
+
   const join = (m, meetingId, extra = []) => run(['meeting', 'join', meetingId, ...extra], { dataDir: m.dataDir });
   const guest = (link, name, extra = []) => run(['guest', 'join', link, '--name', name, ...extra]);
 
@@ -135,7 +167,7 @@ export function cliHarness(prefix) {
     await finish();
   };
 
-  const out = { ...h, keywave, run, runDone, member, device, meeting, invite, addParticipant, join, guest, finish: h.finish, procs };
+  const out = { ...h, keywave, run, runDone, member, device, meeting, invite, addParticipant, credentials, silentMember, readKeyFile, keyFingerprint, join, guest, finish: h.finish, procs };
   Object.defineProperty(out, 'base', { get: () => h.base }); // set by startServer
   return out;
 }
