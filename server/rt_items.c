@@ -278,21 +278,27 @@ static kw_err on_send_item(kw_rt_call *call, kw_error *err)
  * A meeting's group item also goes to its admitted guests that are connected now: they hold
  * the members' sender keys (seed 002) and this is how group messages reach them. Live only
  * (a guest has no store-and-forward: its session ends with its tab); waiting and declined
- * guests never get it (INV-6). Returns how many guests it was queued to.
+ * guests never get it (INV-6). Adds their sockets to b; *n_guests gets how many guests
+ * have one. Errors: KW_ERR_STORE, KW_ERR_NOMEM.
  */
-static size_t to_admitted_guests(kw_rt_call *call, kw_db *db, const char *meeting_id, json_t *ev)
+static kw_err admitted_guest_sockets(kw_rt_call *call, kw_db *db, const char *meeting_id,
+                                     kw_rt_batch *b, size_t *n_guests, kw_error *err)
 {
     kw_db_admitted_guest *guests = NULL;
-    size_t n = 0, sent = 0;
-    kw_error err;
-    if (db->meetings == NULL || db->meetings->admitted_guests(db->ctx, meeting_id, call->now_ms,
-                                                              &guests, &n, &err) != KW_OK)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        sent += kw_rt_emit_to_guest(call->srv, meeting_id, guests[i].session_id, "groupItem",
-                                    json_incref(ev)) > 0;
+    size_t n = 0;
+    *n_guests = 0;
+    if (db->meetings == NULL)
+        return KW_OK;
+    kw_err rc = db->meetings->admitted_guests(db->ctx, meeting_id, call->now_ms, &guests, &n, err);
+    for (size_t i = 0; rc == KW_OK && i < n; i++) {
+        size_t before = b->n;
+        if (kw_rt_guest_collect(call->rt, meeting_id, guests[i].session_id, b) != KW_OK)
+            rc = kw_error_set(err, KW_ERR_NOMEM, "out of memory");
+        else if (b->n > before)
+            (*n_guests)++;
+    }
     free(guests);
-    return sent;
+    return rc;
 }
 
 static const char *const group_keys[] = {"channelId", "itemId",     "type",
@@ -370,6 +376,20 @@ static kw_err on_send_group_item(kw_rt_call *call, kw_error *err)
         else
             rc = kw_rt_batch_check(call->rt, &online, len, err);
     }
+    /* The admitted guests' queues are checked with the members': a refused item reaches no
+     * one (INV-7). */
+    kw_rt_batch guests = {0};
+    size_t n_guests = 0, glen = 0;
+    char *gtext = NULL;
+    if (rc == KW_OK && is_meeting)
+        rc = admitted_guest_sockets(call, db, channel_id, &guests, &n_guests, err);
+    if (rc == KW_OK && guests.n > 0) {
+        rc = kw_rt_encode_event(KW_RT_NSP_GUEST, "groupItem", ev, &gtext, &glen);
+        if (rc != KW_OK)
+            kw_error_set(err, rc, "cannot encode groupItem");
+        else
+            rc = kw_rt_batch_check(call->rt, &guests, glen, err);
+    }
     if (rc == KW_OK && n_offline > 0) {
         /* INV-7: the offline devices get it on their next connect. */
         stored_json = json_dumps(ev, JSON_COMPACT);
@@ -381,7 +401,10 @@ static kw_err on_send_group_item(kw_rt_call *call, kw_error *err)
     }
     if (rc == KW_OK && text != NULL)
         kw_rt_batch_send(call->rt, &online, text, len);
-    size_t n_guests = rc == KW_OK && is_meeting ? to_admitted_guests(call, db, channel_id, ev) : 0;
+    if (rc == KW_OK && gtext != NULL)
+        kw_rt_batch_send(call->rt, &guests, gtext, glen);
+    free(gtext);
+    kw_rt_batch_free(&guests);
     json_decref(ev);
     free(devs);
     free(text);
