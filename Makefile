@@ -98,14 +98,16 @@ $(BUILD)/bench/%: bench/%.c $(LIBKW)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LIB_CFLAGS) $(LDFLAGS) $< $(LIBKW) -o $@ $(LIB_LIBS)
 
-# Builds keywaved and the keywave CLI, and starts keywaved on 127.0.0.1:8080 with its data in ./data.
+# Builds keywaved, the keywave CLI and the guest app (build/web), and starts keywaved on 127.0.0.1:8080 with its data in ./data.
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/keywaved $(CLIENT_BIN)
+	@scripts/build-web.sh
 	KEYWAVE_DATA_DIR=$${KEYWAVE_DATA_DIR:-./data} ./$(BUILD)/keywaved
 
 # Builds everything and runs every test; the last line is `N passed, N failed`.
 test: deps
 	@$(MAKE) --no-print-directory all $(FUZZ_BIN)
+	@scripts/build-web.sh
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh
 
 # Unit and integration tests only (the sanitizer pass of CI runs this).
@@ -156,8 +158,10 @@ fuzz: deps $(FUZZ_BIN)
 	  [ -d $$seeds ] || seeds=; mkdir -p build/fuzz/corpus/$$n; echo "== $$f"; \
 	  $$f -max_total_time=$${FUZZ_SECONDS:-300} -max_len=4096 build/fuzz/corpus/$$n $$seeds || exit 1; done
 
-web:
-	@echo "make web: the browser build arrives with the guest-app issue" >&2; exit 1
+# The browser guest app (issue #6): the C core in wasm + the page, into build/web
+# (scripts/build-web.sh; its sources are fetched into build/web-src, never committed).
+web: deps
+	@scripts/build-web.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

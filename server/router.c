@@ -26,13 +26,20 @@ extern const kw_route kw_routes_channels[];
 extern const kw_route kw_routes_invitations[];
 extern const kw_route kw_routes_media[];
 extern const kw_route kw_routes_join[];
+extern const kw_route kw_routes_web[];
 
 static const kw_route *const tables[] = {
-    kw_routes_health,      kw_routes_auth,
-    kw_routes_keys,        kw_routes_guests,
-    kw_routes_meetings,    kw_routes_channels,
-    kw_routes_invitations, kw_routes_media,
-    kw_routes_join,        NULL,
+    kw_routes_health,
+    kw_routes_auth,
+    kw_routes_keys,
+    kw_routes_guests,
+    kw_routes_meetings,
+    kw_routes_channels,
+    kw_routes_invitations,
+    kw_routes_media,
+    kw_routes_join,
+    kw_routes_web,
+    NULL,
 };
 
 const kw_route *const *kw_router_tables(void)

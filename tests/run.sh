@@ -56,6 +56,21 @@ run_interop() {
   done
 }
 
+# The browser guest app's tests (tests/web): the wasm core against OpenSSL and the native
+# tools, and the page in headless Chromium against a CLI host. They need `make web`.
+run_web() {
+  if [ ! -f build/web/index.html ] || ! command -v node >/dev/null 2>&1; then
+    if [ "${CI:-}" = true ]; then echo "[web] build/web or node missing"; failed=$((failed + 1));
+    else echo "[web] build/web or node missing: skipped (make web)"; skipped=$((skipped + 1)); fi
+    return
+  fi
+  local t
+  for t in tests/web/*.test.mjs; do
+    [ -f "$t" ] || continue
+    KW_TOOLS="$PWD/$BUILD/tests/interop" run_suite "web/$(basename "$t" .test.mjs)" node "$t"
+  done
+}
+
 # A short libFuzzer run per target (make fuzz runs longer); a crash fails the suite.
 run_fuzz() {
   local f out
@@ -74,6 +89,7 @@ run_fuzz() {
 run_c_suites "$BUILD"
 [ "${SANITIZE:-}" = 1 ] || run_fuzz
 [ "${ONLY_C:-}" = 1 ] || run_interop
+[ "${ONLY_C:-}" = 1 ] || run_web
 
 # CI adds the ASan + UBSan pass so that .ci/run stays the README's one test command.
 if [ "${CI:-}" = true ] && [ "${SANITIZE:-}" != 1 ] && [ "${ONLY_C:-}" != 1 ]; then
