@@ -133,6 +133,18 @@ async function fullFlow() {
   check('camera toggle off shows "Camera off"', await page.isVisible('#preview-off'));
   await page.check('#video-toggle');
   await shot(page, '02-details');
+  // Accessibility: every visible control has a label, and Tab walks name -> devices -> join.
+  const unlabelled = await page.$$eval('section:not([hidden]) input, section:not([hidden]) select, section:not([hidden]) button', (els) =>
+    els.filter((e) => !(e.labels?.length || e.getAttribute('aria-label') || e.textContent.trim())).map((e) => e.id || e.tagName));
+  check('every visible form control has a label (accessibility)', unlabelled.length === 0, js(unlabelled));
+  await page.focus('#display-name');
+  const order = [];
+  for (let i = 0; i < 6; i++) {
+    await page.keyboard.press('Tab');
+    order.push(await page.evaluate(() => document.activeElement?.id));
+  }
+  const at = (id) => order.indexOf(id);
+  check('focus order: camera, microphone, toggles, then join (accessibility)', at('camera-select') >= 0 && at('camera-select') < at('mic-select') && at('mic-select') < at('join-button'), js(order));
 
   // an empty name is refused with a message
   await page.fill('#display-name', '');
