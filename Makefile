@@ -94,7 +94,7 @@ $(BUILD)/tests/interop/%: tests/interop/%.c $(LIBKW)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LIB_CFLAGS) $(LDFLAGS) $< $(LIBKW) -o $@ $(LIB_LIBS)
 
-$(BUILD)/bench/%: bench/%.c $(LIBKW)
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(LIBKW)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LIB_CFLAGS) $(LDFLAGS) $< $(LIBKW) -o $@ $(LIB_LIBS)
 

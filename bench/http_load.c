@@ -54,6 +54,9 @@
 #include "keywave/request_sign.h"
 #include "keywave/store.h"
 
+#define BENCH_PROG "http_load"
+#include "loadgen_util.h"
+
 #define TOKEN_CHARS      32
 #define TOKEN_FIELD      "{\"invitation_token\":\""
 #define TOKEN_OFFSET     (sizeof TOKEN_FIELD - 1)
@@ -63,78 +66,6 @@
 #define ONE_SHOT_TIMEOUT 30 /* seconds for a setup request */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
-
-static void die(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "http_load: ");
-    fprintf(stderr, fmt, arg ? arg : "");
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (p == NULL)
-        die("out of memory%s", NULL);
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (q == NULL)
-        die("out of memory%s", NULL);
-    return q;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = xmalloc(n);
-    memcpy(d, s, n);
-    return d;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Decimal digits only, no sign, fits in uint64 and max. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (s == NULL || *s == '\0')
-        return 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return 0;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (max - d) / 10)
-            return 0;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 1;
-}
-
-static size_t arg_size(const char *s, uint64_t max, const char *what)
-{
-    uint64_t v;
-    if (!parse_u64(s, max, &v))
-        die("bad %s", what);
-    return (size_t)v;
-}
 
 /* Appends to a growing buffer. */
 typedef struct buf {
