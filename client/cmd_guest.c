@@ -57,6 +57,7 @@ typedef struct guest_state {
     const char *name;
     int exit_when_ready;
     int admitted, declined, have_key, host_present;
+    int ended;   /* meeting:ended: the session went with the meeting */
     int senders; /* sender keys received */
     int status;
     int64_t next_prekey_check;
@@ -493,6 +494,11 @@ static void on_event(guest_state *g, kwc_event *ev)
         on_group_item(g, o);
     else if (strcmp(n, "prekeys:low") == 0)
         g->next_prekey_check = 0;
+    else if (strcmp(n, "meeting:ended") == 0 && strcmp(str(o, "meeting_id"), g->meeting) == 0) {
+        kwc_event_line(g->ctx, "meeting_ended", NULL, "The meeting has ended.");
+        g->ended = 1;
+        kwc_interrupted = 1;
+    }
 }
 
 static void media_token(guest_state *g)
@@ -523,7 +529,7 @@ static void media_token(guest_state *g)
 static void leave(guest_state *g)
 {
     kwc_sio_close(g->net);
-    if (g->session_id[0] == '\0')
+    if (g->session_id[0] == '\0' || g->ended)
         return;
     char target[200];
     snprintf(target, sizeof target, "/api/meetings/external/session/%s", g->session_id);

@@ -626,6 +626,10 @@ static void on_event(join_state *j, kwc_event *ev)
                        json_pack("{s:s, s:s}", "session_id", str(o, "session_id"), "by",
                                  str(o, "declined_by")),
                        "Guest %s declined by %s", str(o, "session_id"), str(o, "declined_by"));
+    } else if (strcmp(n, "meeting:ended") == 0 && strcmp(str(o, "meeting_id"), j->meeting) == 0) {
+        kwc_event_line(j->ctx, "meeting_ended", json_pack("{s:s}", "meeting_id", j->meeting),
+                       "The meeting was deleted.");
+        kwc_interrupted = 1;
     } else if (strcmp(n, "prekeys:low") == 0)
         j->next_key_check = 0;
 }

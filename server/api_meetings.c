@@ -21,6 +21,7 @@
 #include "db.h"
 #include "db_guests.h"
 #include "presence.h"
+#include "rt.h"
 #include "server.h"
 
 /* ---- RFC 3339 ------------------------------------------------------------------------ */
@@ -469,7 +470,14 @@ static kw_err delete_meeting(kw_server *srv, const kw_request *req, kw_response 
             kw_api_meeting_access(srv, req, req->params[0], KW_MEETING_ROLE_OWNER, NULL, NULL, err);
     if (rc == KW_OK) /* INV-9: invitations and guest sessions go with it */
         rc = srv->db->meetings->meeting_delete(srv->db->ctx, req->params[0], err);
-    return rc == KW_OK ? kw_api_reply_ok(res, err) : rc;
+    if (rc != KW_OK)
+        return rc;
+    /* Whoever is still connected learns it now (the guest app's "meeting ended" page). */
+    kw_rt_emit_to_meeting_members(srv, req->params[0], "meeting:ended",
+                                  json_pack("{s:s}", "meeting_id", req->params[0]));
+    kw_rt_emit_to_meeting_guests(srv, req->params[0], "meeting:ended",
+                                 json_pack("{s:s}", "meeting_id", req->params[0]));
+    return kw_api_reply_ok(res, err);
 }
 
 /* ---- participants ------------------------------------------------------------------------ */

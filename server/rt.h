@@ -382,6 +382,11 @@ kw_err kw_rt_present_collect(kw_rt *rt, const char *meeting_id, const char *user
 size_t kw_rt_emit_to_meeting_members(struct kw_server *srv, const char *meeting_id,
                                      const char *event, json_t *payload);
 
+/* To every guest socket of meeting_id (its room "g:<id>" on "/external"), for news that
+ * concerns all of them alike (meeting:ended). */
+size_t kw_rt_emit_to_meeting_guests(struct kw_server *srv, const char *meeting_id,
+                                    const char *event, json_t *payload);
+
 /* To guest session_id of meeting_id only, on "/external" (INV-6). */
 size_t kw_rt_emit_to_guest(struct kw_server *srv, const char *meeting_id, const char *session_id,
                            const char *event, json_t *payload);

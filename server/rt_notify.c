@@ -133,6 +133,25 @@ size_t kw_rt_emit_to_meeting_members(struct kw_server *srv, const char *meeting_
     return sent;
 }
 
+size_t kw_rt_emit_to_meeting_guests(struct kw_server *srv, const char *meeting_id,
+                                    const char *event, json_t *payload)
+{
+    char room[KW_RT_ROOM_NAME_MAX + 1];
+    if (srv == NULL || srv->rt == NULL ||
+        (size_t)snprintf(room, sizeof room, "g:%s", meeting_id) >= sizeof room) {
+        json_decref(payload);
+        return 0;
+    }
+    kw_rt_batch b = {0};
+    if (kw_rt_room_collect(srv->rt, room, &b) != KW_OK) {
+        kw_rt_batch_free(&b);
+        return collect_failed(event, payload);
+    }
+    size_t sent = send_each(srv->rt, KW_RT_NSP_GUEST, &b, event, payload);
+    kw_rt_batch_free(&b);
+    return sent;
+}
+
 size_t kw_rt_emit_to_guest(struct kw_server *srv, const char *meeting_id, const char *session_id,
                            const char *event, json_t *payload)
 {

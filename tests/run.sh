@@ -76,13 +76,19 @@ run_fuzz() {
   local f out
   for f in build/fuzz/fuzz_*; do
     [ -x "$f" ] || continue
-    if out=$("$f" -max_total_time="${FUZZ_SECONDS:-10}" -max_len=4096 2>&1); then
+    # A fresh corpus directory first (libFuzzer writes only there), then the seeds if any.
+    local name corpus seeds=()
+    name=$(basename "$f")
+    corpus=$(mktemp -d)
+    [ -d "tests/fuzz/corpus_${name#fuzz_}" ] && seeds=("tests/fuzz/corpus_${name#fuzz_}")
+    if out=$("$f" -max_total_time="${FUZZ_SECONDS:-10}" -max_len=4096 "$corpus" "${seeds[@]}" 2>&1); then
       echo "[fuzz/$(basename "$f")] $(grep -E '^Done [0-9]+ runs' <<<"$out" | tail -n 1)"
       passed=$((passed + 1))
     else
       tail -n 20 <<<"$out" | sed "s|^|[fuzz/$(basename "$f")] |"
       failed=$((failed + 1))
     fi
+    rm -rf "$corpus"
   done
 }
 

@@ -65,6 +65,25 @@ async function hostAndGuest() {
   check('key files are 0600', keys.length > 0 && keys.every((f) => (fs.statSync(path.join(alice.dataDir, 'keys', f)).mode & 0o777) === 0o600), keys.length);
 }
 
+// The owner deletes the meeting while a member and a guest are in it: both hear
+// meeting:ended, say so and exit 0 (`keywave meeting delete`).
+async function meetingEnded() {
+  const owner = await t.member('dora');
+  const meetingId = await t.meeting(owner, 'Short');
+  const link = await t.invite(owner, meetingId);
+  const host = t.join(owner, meetingId, ['--admit', 'all']);
+  await host.event('media_key', 10000);
+  const guest = t.guest(link, 'Eve');
+  const key = await guest.event('media_key', 20000);
+  check('meeting ended: the guest is in the meeting first', key !== null, guest.stderr);
+  const del = await t.runDone(['meeting', 'delete', meetingId], { dataDir: owner.dataDir });
+  check('meeting delete: exit 0', del.code === 0, `${del.code} ${del.stderr}`);
+  const [g, h] = [await guest.event('meeting_ended', 5000), await host.event('meeting_ended', 5000)];
+  check('the guest and the host are told the meeting ended', g !== null && h?.meeting_id === meetingId, js([g, h]));
+  const exits = [await Promise.race([guest.done, t.sleep(5000).then(() => null)]), await Promise.race([host.done, t.sleep(5000).then(() => null)])];
+  check('both exit 0 on their own', exits.every((e) => e?.code === 0), js(exits) + guest.stderr + host.stderr);
+}
+
 async function errors() {
   const empty = path.join(t.root, 'nobody');
   const oneLine = (r) => r.stderr.trim().split('\n').filter((l) => l.startsWith('keywave: ')).length === 1;
@@ -98,6 +117,7 @@ async function errors() {
 try {
   await t.startServer({ LIVEKIT_URL: 'ws://127.0.0.1:7880', LIVEKIT_API_KEY: LK_KEY, LIVEKIT_API_SECRET: LK_SECRET });
   await hostAndGuest();
+  await meetingEnded();
   await errors();
 } catch (e) {
   check('no exception', false, e.stack);

@@ -9,7 +9,8 @@
 // the members get; never a waiting or declined guest of the same meeting nor a guest of another
 // meeting (INV-6); live only (a guest connecting later gets no backlog); a channel (non-meeting)
 // group item and a refused item reach no guest; a guest cannot send group items (INV-5); after
-// its session is deleted a guest is no longer counted.
+// its session is deleted a guest is no longer counted. Deleting the meeting sends
+// meeting:ended to its connected members and guests only.
 // Last line: RESULT passed=N failed=M. Env: KW_TOOLS (build/tests/interop) or KEYWAVED.
 
 import crypto from 'node:crypto';
@@ -202,6 +203,21 @@ async function main() {
     await b1.rec.next('groupItem');
     const after = [await sA.rec.next('groupItem', 150), await sA2.rec.next('groupItem', 150)];
     check('after DELETE the guest is not counted (guests:0) and gets nothing', r.ok === true && r.guests === 0 && after.every((x) => x === undefined), js([r, after]));
+  }
+
+  // Deleting a meeting tells who is still connected to it: meeting:ended (api.md DELETE
+  // /api/meetings/:id), to its members (room or present) and its guests, nobody else.
+  {
+    const notOwner = await api(bob, 'DELETE', `/api/meetings/${m1}`);
+    const early = await sW.rec.next('meeting:ended', 150);
+    check('a participant who is not the owner cannot delete: 403, nobody told', notOwner.status === 403 && early === undefined, js([notOwner.status, early]));
+    const jr = await ack(b1, 'meeting:join-room', { meeting_id: m1 });
+    const del = await api(alice, 'DELETE', `/api/meetings/${m1}`);
+    check('the owner deletes M1', del.status === 200 && jr.ok === true, js([del, jr]));
+    const got = { waiting: await sW.rec.next('meeting:ended'), declined: await sD.rec.next('meeting:ended'), present: await a1.rec.next('meeting:ended'), room: await b1.rec.next('meeting:ended') };
+    check('meeting:ended {meeting_id} reaches the waiting and declined guests, the present owner and the member in the room', Object.values(got).every((e) => e?.meeting_id === m1), js(got));
+    const none = [await sX.rec.next('meeting:ended', 200), await c1.rec.next('meeting:ended', 150)];
+    check('meeting:ended reaches no guest or member of another meeting', none.every((x) => x === undefined), js(none));
   }
 }
 

@@ -257,6 +257,27 @@ async function declined() {
   await host.stop('SIGINT');
 }
 
+// The owner deletes the meeting while the guest is in it: meeting:ended -> the ended page.
+async function meetingEnded() {
+  const owner = await t.member('olga');
+  const meetingId = await t.meeting(owner, 'Ending');
+  const link = await t.invite(owner, meetingId);
+  const host = t.join(owner, meetingId, ['--admit', 'all']);
+  await host.event('media_key', 15000);
+  const { ctx } = await person();
+  const page = await ctx.newPage();
+  await page.goto(link);
+  await enterName(page, 'Stays');
+  await page.waitForFunction(() => document.body.dataset.fingerprint, null, { timeout: 20000 }).catch(() => {});
+  check('meeting ended: the guest is in the meeting first', (await fingerprintOf(page)) !== null, await stateOf(page));
+  const del = await t.runDone(['meeting', 'delete', meetingId], { dataDir: owner.dataDir });
+  const shown = await waitState(page, 'ended', 10000);
+  check('the owner deletes the meeting -> "This meeting has ended" page', del.code === 0 && shown && /ended the meeting/.test(await page.textContent('#ended-detail')), `${del.code} ${await stateOf(page)}`);
+  await shot(page, '09-meeting-ended');
+  await ctx.close();
+  await host.stop('SIGINT');
+}
+
 async function waitingRoomAndDeniedDevices() {
   const meetingId = await t.meeting(alice, 'Lobby');
   const link = await t.invite(alice, meetingId);
@@ -355,7 +376,7 @@ async function keyReadyMedian() {
 }
 
 const only = process.env.KW_WEB_CASES?.split(','); // e.g. KW_WEB_CASES=declined,badLinks
-for (const [name, fn] of [['fullFlow', fullFlow], ['waitingForHost', waitingForHost], ['declined', declined], ['waitingRoomAndDeniedDevices', waitingRoomAndDeniedDevices], ['badLinks', badLinks], ['preKeyReplenish', preKeyReplenish], ['keyReadyMedian', keyReadyMedian]]) {
+for (const [name, fn] of [['fullFlow', fullFlow], ['waitingForHost', waitingForHost], ['declined', declined], ['meetingEnded', meetingEnded], ['waitingRoomAndDeniedDevices', waitingRoomAndDeniedDevices], ['badLinks', badLinks], ['preKeyReplenish', preKeyReplenish], ['keyReadyMedian', keyReadyMedian]]) {
   if (only && !only.includes(name)) continue;
   try {
     await fn();

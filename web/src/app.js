@@ -208,6 +208,22 @@ async function pollHost() {
   }
 }
 
+// The meeting was deleted while we were in it (meeting:ended): the session went with it.
+function meetingEnded() {
+  g.left = true;
+  clearTimers();
+  try {
+    g.media?.leave();
+  } catch {
+    /* already gone */
+  }
+  g.devices?.stop();
+  g.core?.call('mka_leave').catch(() => {});
+  g.server.close();
+  $('ended-detail').textContent = 'The host ended the meeting.';
+  show('ended');
+}
+
 function ended(code) {
   clearTimers();
   g.server.close();
@@ -380,6 +396,9 @@ async function onEvent(name, o) {
           fail(describe(e), () => retryExchange());
         }
       }
+      break;
+    case 'meeting:ended':
+      if (o?.meeting_id === g.meetingId) return meetingEnded();
       break;
     case 'meeting:admission_denied':
       showDeclined(o?.reason);
