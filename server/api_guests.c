@@ -217,6 +217,8 @@ static kw_err post_prekeys(kw_server *srv, const kw_request *req, kw_response *r
     kw_err rc = params(req, 1, err);
     if (rc == KW_OK)
         rc = guest_own(srv, req, req->params[0], &g, err);
+    if (rc == KW_OK && g.status == KW_GUEST_DECLINED) /* nobody fetches its keys any more */
+        rc = kw_error_set(err, KW_ERR_FORBIDDEN, "a declined guest uploads no keys");
     if (rc == KW_OK)
         rc = kw_api_body_object(req, fields, &body, err);
     if (rc == KW_OK)

@@ -705,6 +705,19 @@ static void admission_over_http(void)
     if (KWT_CHECK(call(&members[7], "POST", path, NULL, &r)))
         check_error(&r, 409, "already_declined");
     kws_reply_free(&r);
+    /* A declined guest uploads no more pre-keys (nobody will fetch them); it may still leave. */
+    snprintf(path, sizeof path, "/api/meetings/external/session/%s/prekeys", d.session_id);
+    if (KWT_CHECK(gcall(&d, "POST", path,
+                        "{\"pre_keys\":[{\"id\":9001,\"public_key\":"
+                        "\"BUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\"}]}",
+                        &r)))
+        check_error(&r, 403, "forbidden");
+    kws_reply_free(&r);
+    if (KWT_CHECK(gcall(&d, "GET", path, NULL, &r))) {
+        KWT_EQ(r.status, 200);
+        KWT_EQ(reply_count(&r), 30); /* unchanged by the refused upload */
+    }
+    kws_reply_free(&r);
     snprintf(path, sizeof path, "/api/meetings/%s/external/ffffffffffffffffffffffffffffffff/admit",
              meeting_a);
     if (KWT_CHECK(call(&members[7], "POST", path, NULL, &r)))
