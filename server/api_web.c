@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "http.h"
 #include "server.h"
@@ -53,21 +54,30 @@ static const char *web_type(const char *name)
     return NULL;
 }
 
-/* The whole file, malloc'd, or NULL when absent, unreadable or over KW_WEB_FILE_MAX. */
+/* The whole file, malloc'd, or NULL when absent, not a regular file, unreadable or over
+ * KW_WEB_FILE_MAX. Sized by fstat, so a small file costs a small buffer. */
 static char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
-    char *buf = malloc(KW_WEB_FILE_MAX + 1);
-    size_t n = buf ? fread(buf, 1, KW_WEB_FILE_MAX + 1, f) : 0;
-    int bad = buf == NULL || ferror(f) || n > KW_WEB_FILE_MAX;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
+    struct stat st;
+    char *buf = NULL;
+    size_t n = 0;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 &&
+        (size_t)st.st_size <= KW_WEB_FILE_MAX) {
+        size_t want = (size_t)st.st_size;
+        buf = malloc(want + 1);
+        /* One byte more than stat said: a file that grew meanwhile is refused, not cut. */
+        n = buf != NULL ? fread(buf, 1, want + 1, f) : 0;
+        if (buf != NULL && (ferror(f) || n != want)) {
+            free(buf);
+            buf = NULL;
+        }
     }
-    *len = n;
+    fclose(f);
+    if (buf != NULL)
+        *len = n;
     return buf;
 }
 
