@@ -83,7 +83,7 @@ export class Devices {
 export async function joinLiveKit({ url, token, keyB64, epoch, choices, container }) {
   const lk = await import('livekit-client');
   const worker = new Worker(new URL('/web/livekit-e2ee-worker.js', window.location.origin), { type: 'module' });
-  const keyProvider = new lk.BaseKeyProvider({ sharedKey: true, ratchetWindowSize: 0 });
+  const keyProvider = new lk.BaseKeyProvider({ sharedKey: true, ratchetWindowSize: 0, failureTolerance: -1 });
   const room = new lk.Room({ e2ee: { keyProvider, worker } });
   const raw = Uint8Array.from(atob(keyB64), (c) => c.charCodeAt(0));
   const material = await lk.createKeyMaterialFromBuffer(raw.buffer);
