@@ -197,8 +197,13 @@ static const az_row az_rows[] = {
      NULL,
      0,
      {401, 401, 401, 401, 401, 403, 403, 403, 403}},
-    {"POST", "/api/meetings/external/session/:sid/prekeys",
-     "/api/meetings/external/session/{S}/prekeys", "GPK", 0, AZ_OWN_SESSION},
+    /* a declined guest uploads no more pre-keys (nobody fetches them) */
+    {"POST",
+     "/api/meetings/external/session/:sid/prekeys",
+     "/api/meetings/external/session/{S}/prekeys",
+     "GPK",
+     0,
+     {401, 401, 401, 401, 401, 403, 200, 200, 403}},
     {"DELETE", "/api/meetings/external/session/:sid", "/api/meetings/external/session/{S}", NULL, 1,
      AZ_OWN_SESSION},
     /* 409: no host present (waiting), already admitted / declined — all past the checks */
