@@ -84,10 +84,10 @@
 #define TOKEN_FIELD       "{\"invitation_token\":\""
 #define TOKEN_OFFSET      (sizeof TOKEN_FIELD - 1)
 #define READ_CHUNK        65536
-#define FRAME_MAX         (64 * 1024) /* largest frame this client builds */
-#define PENDING_MAX       256         /* connections in their handshake at once */
-#define RING              128         /* send times kept per pair (power of two) */
-#define RATE_MAX_INFLIGHT 64          /* --rate: most messages in flight per pair */
+#define FRAME_MAX         ((size_t)64 * 1024) /* largest frame this client builds */
+#define PENDING_MAX       256                 /* connections in their handshake at once */
+#define RING              128                 /* send times kept per pair (power of two) */
+#define RATE_MAX_INFLIGHT 64                  /* --rate: most messages in flight per pair */
 #define WINDOW_MAX        64
 #define SEQ_DIGITS        12
 #define PAIR_DIGITS       8
@@ -833,7 +833,7 @@ static void on_frames(engine *e, wsconn *c)
         char *payload = c->in.p + off + hl + ml;
         if (masked)
             for (uint64_t i = 0; i < plen; i++)
-                payload[i] ^= (char)h[hl + (i & 3)];
+                payload[i] = (char)((unsigned char)payload[i] ^ h[hl + (i & 3)]);
         off += hl + ml + (size_t)plen;
         switch (opcode) {
         case 0x1:
@@ -1226,8 +1226,10 @@ static int cmd_relay(int argc, char **argv)
     uint64_t delivered = delivered_total - delivered0;
     double secs = (double)timed_ns / 1e9;
     qsort(e.lat, e.n_lat, sizeof *e.lat, cmp_u32);
-    double p50 = e.n_lat ? e.lat[(e.n_lat - 1) * 50 / 100] / 1000.0 : 0;
-    double p99 = e.n_lat ? e.lat[(e.n_lat - 1) * 99 / 100] / 1000.0 : 0;
+    size_t i50 = e.n_lat ? (e.n_lat - 1) * 50 / 100 : 0,
+           i99 = e.n_lat ? (e.n_lat - 1) * 99 / 100 : 0;
+    double p50 = e.n_lat ? e.lat[i50] / 1000.0 : 0;
+    double p99 = e.n_lat ? e.lat[i99] / 1000.0 : 0;
     printf("pairs %zu\n", n_pairs);
     printf("meetings %zu\n", n_meetings);
     printf("mode %s\n", rate ? "rate" : "closed");

@@ -32,7 +32,7 @@
 #include "keywave/eio.h"
 #include "keywave/sio.h"
 
-#define KWC_HTTP_BODY_MAX (4u * 1024u * 1024u) /* bytes of an answer body (net.h) */
+#define KWC_HTTP_BODY_MAX ((size_t)4 * 1024 * 1024) /* bytes of an answer body (net.h) */
 #define KWC_HTTP_CHUNK    4096                 /* bytes of request body per lws_write */
 #define KWC_HOST_MAX      255                  /* bytes of a host name or address */
 #define KWC_EMIT_FLUSH_MS 5000                 /* how long emit waits for its frame to go */
