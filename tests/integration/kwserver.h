@@ -8,6 +8,7 @@
  *   kws_start(&s, dir, env)   starts a server in <root>/<dir> (data in <dir>/data, stderr
  *                             in <dir>/stderr.log) with only the given "NAME=value" env
  *   kws_stop(&s, sig)         sends sig, waits, returns the exit status (-1: killed)
+ *   kws_admin(&s, args, ...)  runs `keywaved <args>` (user add, user code) against s's data
  *   kws_request(...)          one request on a fresh connection (Connection: close)
  *   kws_send_all / kws_read_reply / kws_exchange   raw bytes and replies on one socket,
  *                             with a kws_buf carrying bytes read past one reply
@@ -51,9 +52,18 @@
 
 /* Every variable of DESIGN §10: children start with none of them but those given. */
 static const char *const kws_config_names[13] = {
-    "KEYWAVE_LISTEN",   "KEYWAVE_PUBLIC_URL", "KEYWAVE_DATA_DIR", "KEYWAVE_TLS_CERT",
-    "KEYWAVE_TLS_KEY",  "LIVEKIT_URL",        "LIVEKIT_API_KEY",  "LIVEKIT_API_SECRET",
-    "JITSI_SERVER_URL", "JITSI_APP_ID",       "JITSI_APP_SECRET", "JITSI_JWT_EXPIRATION",
+    "KEYWAVE_LISTEN",
+    "KEYWAVE_PUBLIC_URL",
+    "KEYWAVE_DATA_DIR",
+    "KEYWAVE_TLS_CERT",
+    "KEYWAVE_TLS_KEY",
+    "LIVEKIT_URL",
+    "LIVEKIT_API_KEY",
+    "LIVEKIT_API_SECRET",
+    "JITSI_SERVER_URL",
+    "JITSI_APP_ID",
+    "JITSI_APP_SECRET",
+    "JITSI_JWT_EXPIRATION",
     "KEYWAVE_GUEST_EVENTS_PER_MINUTE",
 };
 
@@ -554,6 +564,48 @@ static inline bool kws_start(kws_server *s, const char *name, const char *const 
  * Sends sig to the server and waits up to KWS_STOP_TIMEOUT_MS; kills it if it does not
  * end. Returns its exit status, or -1 (killed by a signal, or not running).
  */
+/*
+ * Runs `keywaved <args>` (at most 6, NULL-terminated) as an administrator would while s
+ * runs: same data directory and working directory, no other configuration; its stdout
+ * goes into out (cap bytes, NUL-terminated), its stderr into s's log. Returns the exit
+ * status, or -1 (could not run, killed after 10 s).
+ */
+static inline int kws_admin(const kws_server *s, const char *const *args, char *out, size_t cap)
+{
+    char out_path[PATH_MAX + 16];
+    snprintf(out_path, sizeof out_path, "%s/cli.out", s->dir);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        for (size_t i = 0; i < sizeof kws_config_names / sizeof kws_config_names[0]; i++)
+            unsetenv(kws_config_names[i]);
+        setenv("KEYWAVE_DATA_DIR", s->data_dir, 1);
+        if (chdir(s->dir) != 0)
+            _exit(126);
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (o < 0 || dup2(o, STDOUT_FILENO) < 0)
+            _exit(125);
+        kws_redirect(s->log, STDERR_FILENO);
+        char *argv[8] = {kws_binary};
+        for (size_t i = 0; args[i] != NULL && i + 2 < 8; i++)
+            argv[i + 1] = (char *)args[i];
+        execv(kws_binary, argv);
+        _exit(127);
+    }
+    kws_track(pid);
+    int status = -1;
+    if (!kws_wait_exit(pid, 10000, &status)) {
+        kws_kill(pid);
+        return -1;
+    }
+    char *text = kws_read_file(out_path);
+    snprintf(out, cap, "%s", text ? text : "");
+    free(text);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 static inline int kws_stop(kws_server *s, int sig)
 {
     if (s->pid <= 0)

@@ -35,38 +35,7 @@ static char alice_channel[64], bob_channel[64];
 /* Runs `keywaved <args>` on srv's data directory; stdout into out. Returns the status. */
 static int run_cli(const char *const *args, char *out, size_t cap)
 {
-    char out_path[PATH_MAX + 16];
-    snprintf(out_path, sizeof out_path, "%s/cli.out", srv.dir);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        for (size_t i = 0; i < sizeof kws_config_names / sizeof kws_config_names[0]; i++)
-            unsetenv(kws_config_names[i]);
-        setenv("KEYWAVE_DATA_DIR", srv.data_dir, 1);
-        if (chdir(srv.dir) != 0)
-            _exit(126);
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o < 0 || dup2(o, STDOUT_FILENO) < 0)
-            _exit(125);
-        kws_redirect(srv.log, STDERR_FILENO);
-        char *argv[8] = {kws_binary};
-        for (size_t i = 0; args[i] != NULL && i + 2 < 8; i++)
-            argv[i + 1] = (char *)args[i];
-        execv(kws_binary, argv);
-        _exit(127);
-    }
-    kws_track(pid);
-    int status = -1;
-    if (!kws_wait_exit(pid, 5000, &status)) {
-        kws_kill(pid);
-        return -1;
-    }
-    char *text = kws_read_file(out_path);
-    snprintf(out, cap, "%s", text ? text : "");
-    free(text);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return kws_admin(&srv, args, out, cap);
 }
 
 /* A new user's enrollment code (without the newline), or 0. */

@@ -42,9 +42,18 @@
 
 /* Every variable of DESIGN §10: --help must list each, and children start without any. */
 static const char *const config_names[] = {
-    "KEYWAVE_LISTEN",   "KEYWAVE_PUBLIC_URL", "KEYWAVE_DATA_DIR", "KEYWAVE_TLS_CERT",
-    "KEYWAVE_TLS_KEY",  "LIVEKIT_URL",        "LIVEKIT_API_KEY",  "LIVEKIT_API_SECRET",
-    "JITSI_SERVER_URL", "JITSI_APP_ID",       "JITSI_APP_SECRET", "JITSI_JWT_EXPIRATION",
+    "KEYWAVE_LISTEN",
+    "KEYWAVE_PUBLIC_URL",
+    "KEYWAVE_DATA_DIR",
+    "KEYWAVE_TLS_CERT",
+    "KEYWAVE_TLS_KEY",
+    "LIVEKIT_URL",
+    "LIVEKIT_API_KEY",
+    "LIVEKIT_API_SECRET",
+    "JITSI_SERVER_URL",
+    "JITSI_APP_ID",
+    "JITSI_APP_SECRET",
+    "JITSI_JWT_EXPIRATION",
     "KEYWAVE_GUEST_EVENTS_PER_MINUTE",
 };
 
