@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import { harness } from './lib/realtime_harness.mjs';
 
 const h = harness('keywave-group-guests-');
-const { check, finish, startServer, api, newMember, memberAuth, connect, connected, ack, js, keywaved } = h;
+const { check, finish, startServer, registerGuest, api, newMember, memberAuth, connect, connected, ack, js, keywaved } = h;
 
 const b64 = (b) => Buffer.from(b).toString('base64');
 
@@ -32,25 +32,6 @@ const group = (channelId, over = {}) => ({
   timestamp: Date.now(),
   ...over,
 });
-
-// A guest session of the meeting with valid public keys (api.md register).
-async function registerGuest(member, meetingId, displayName) {
-  const { PrivateKey } = await import('@signalapp/libsignal-client');
-  const inv = await api(member, 'POST', `/api/meetings/${meetingId}/invitations`, {});
-  const identity = PrivateKey.generate();
-  const spkPub = PrivateKey.generate().getPublicKey().serialize();
-  const body = {
-    invitation_token: inv.json?.token,
-    display_name: displayName,
-    identity_key: b64(identity.getPublicKey().serialize()),
-    registration_id: 4321,
-    signed_pre_key: { id: 1, public_key: b64(spkPub), signature: b64(identity.sign(spkPub)) },
-    pre_keys: Array.from({ length: 30 }, (_, i) => ({ id: i + 1, public_key: b64(PrivateKey.generate().getPublicKey().serialize()) })),
-  };
-  const r = await api(null, 'POST', '/api/meetings/external/register', body);
-  if (r.status !== 201) throw new Error(`register: ${r.status} ${JSON.stringify(r.json)}`);
-  return r.json;
-}
 
 const guestAuth = (g) => ({ session_id: g.session_id, guest_secret: g.guest_secret });
 

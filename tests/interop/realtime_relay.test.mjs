@@ -28,6 +28,7 @@ const {
   check,
   finish,
   startServer,
+  registerGuest,
   sleep,
   signature,
   api,
@@ -359,27 +360,6 @@ async function senderKeysWithLibkeywave(meetingId, members, memberSockets) {
   } finally {
     await tool.close();
   }
-}
-
-// A guest of meetingId registered with keys made by libsignal-client (INV-1 checks them).
-async function registerGuest(member, meetingId, displayName) {
-  const { PrivateKey } = await import('@signalapp/libsignal-client');
-  const inv = await api(member, 'POST', `/api/meetings/${meetingId}/invitations`, {});
-  const token = inv.json?.token;
-  const identity = PrivateKey.generate();
-  const spk = PrivateKey.generate();
-  const spkPub = spk.getPublicKey().serialize();
-  const body = {
-    invitation_token: token,
-    display_name: displayName,
-    identity_key: b64(identity.getPublicKey().serialize()),
-    registration_id: 1234,
-    signed_pre_key: { id: 1, public_key: b64(spkPub), signature: b64(identity.sign(spkPub)) },
-    pre_keys: Array.from({ length: 30 }, (_, i) => ({ id: i + 1, public_key: b64(PrivateKey.generate().getPublicKey().serialize()) })),
-  };
-  const r = await api(null, 'POST', '/api/meetings/external/register', body);
-  if (r.status !== 201) throw new Error(`register: ${r.status} ${JSON.stringify(r.json)}`);
-  return r.json;
 }
 
 main()

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import { harness } from './lib/realtime_harness.mjs';
 
 const h = harness('keywave-realtime-video-');
-const { check, finish, startServer, api, newMember, memberAuth, connected, ack, js, sleep, keywaved } = h;
+const { check, finish, startServer, registerGuest, api, newMember, memberAuth, connected, ack, js, sleep, keywaved } = h;
 
 // Waits for the first event of that name satisfying pred, and takes it off the record.
 async function waitFor(s, name, pred = () => true, ms = 5000) {
@@ -60,28 +60,6 @@ const keyFrom = (m, type, itemId) => (g) => g?.sender === m.user_id && g?.sender
 
 async function joinPage(token) {
   return api(null, 'GET', `/api/meetings/external/join/${token}`);
-}
-
-// A guest of meetingId registered with keys made by libsignal-client (INV-1 checks them).
-async function registerGuest(member, meetingId) {
-  const { PrivateKey } = await import('@signalapp/libsignal-client');
-  const inv = await api(member, 'POST', `/api/meetings/${meetingId}/invitations`, {});
-  const token = inv.json?.token;
-  const identity = PrivateKey.generate();
-  const spk = PrivateKey.generate();
-  const spkPub = spk.getPublicKey().serialize();
-  const b64 = (b) => Buffer.from(b).toString('base64');
-  const body = {
-    invitation_token: token,
-    display_name: 'Waiting Guest',
-    identity_key: b64(identity.getPublicKey().serialize()),
-    registration_id: 4321,
-    signed_pre_key: { id: 1, public_key: b64(spkPub), signature: b64(identity.sign(spkPub)) },
-    pre_keys: Array.from({ length: 30 }, (_, i) => ({ id: i + 1, public_key: b64(PrivateKey.generate().getPublicKey().serialize()) })),
-  };
-  const r = await api(null, 'POST', '/api/meetings/external/register', body);
-  if (r.status !== 201) throw new Error(`register: ${r.status} ${JSON.stringify(r.json)}`);
-  return { ...r.json, token };
 }
 
 async function main() {

@@ -155,6 +155,29 @@ export function harness(prefix) {
     return enroll(cli('user', 'add', name), `${name}-phone`);
   }
 
+  // A guest session of meetingId through a fresh invitation of member's, with valid public
+  // keys made by @signalapp/libsignal-client (private halves thrown away: the realtime tests
+  // only relay). Returns the registration answer plus the invitation token.
+  async function registerGuest(member, meetingId, displayName = 'Guest') {
+    const { PrivateKey } = await import('@signalapp/libsignal-client');
+    const b64 = (b) => Buffer.from(b).toString('base64');
+    const inv = await api(member, 'POST', `/api/meetings/${meetingId}/invitations`, {});
+    const token = inv.json?.token;
+    const identity = PrivateKey.generate();
+    const spkPub = PrivateKey.generate().getPublicKey().serialize();
+    const body = {
+      invitation_token: token,
+      display_name: displayName,
+      identity_key: b64(identity.getPublicKey().serialize()),
+      registration_id: 4321,
+      signed_pre_key: { id: 1, public_key: b64(spkPub), signature: b64(identity.sign(spkPub)) },
+      pre_keys: Array.from({ length: 30 }, (_, i) => ({ id: i + 1, public_key: b64(PrivateKey.generate().getPublicKey().serialize()) })),
+    };
+    const r = await api(null, 'POST', '/api/meetings/external/register', body);
+    if (r.status !== 201) throw new Error(`register: ${r.status} ${JSON.stringify(r.json)}`);
+    return { ...r.json, token };
+  }
+
   function memberAuth(m, overrides = {}) {
     const timestamp = Date.now();
     const nonce = crypto.randomBytes(16).toString('hex');
@@ -234,6 +257,7 @@ export function harness(prefix) {
     cli,
     enroll,
     newMember,
+    registerGuest,
     memberAuth,
     connect,
     connected,
