@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -43,7 +44,8 @@
 static const char help[] =
     "Usage: keywave meeting join <meeting-id> [--admit all|none|ask] [--key-file PATH]\n"
     "\n"
-    "Takes part in the meeting until Ctrl-C: registers this device as a participant,\n"
+    "Takes part in the meeting until Ctrl-C (reconnecting when the server goes away):\n"
+    "registers this device as a participant,\n"
     "obtains or creates the meeting's media key, answers key requests, admits guests as\n"
     "--admit says, gives admitted guests this device's sender key and the media key, and\n"
     "prints events as they happen.\n"
@@ -728,6 +730,97 @@ static kw_err start_agreement(join_state *j, json_t *participants, kw_error *err
     return KW_OK;
 }
 
+/*
+ * After a reconnect: the server's list of present devices replaces ours. Devices gone
+ * meanwhile left (a rotation may follow, as for any leave); new ones joined (they get our
+ * key). Our key survives: the meeting went on.
+ */
+static void resync_present(join_state *j, json_t *participants)
+{
+    int64_t now = kwc_now_ms();
+    for (size_t i = j->n_present; i-- > 0;) {
+        size_t k;
+        json_t *p;
+        int still = 0;
+        json_array_foreach(participants, k, p)
+        {
+            char dev[16], id[KWC_PEER_ID_MAX + 1];
+            kwc_peer peer;
+            device_str(p, "deviceId", dev, sizeof dev);
+            if (kwc_peer_member(str(p, "userId"), dev, &peer) != 0)
+                continue;
+            kwc_peer_id(&peer, id, sizeof id);
+            still |= strcmp(id, j->present[i].id) == 0;
+        }
+        if (!still) {
+            char gone[KWC_PEER_ID_MAX + 1];
+            snprintf(gone, sizeof gone, "%s", j->present[i].id);
+            present_remove(j, gone);
+            kwc_ignore(kw_mka_peer_left(j->mka, now, gone));
+        }
+    }
+    size_t k;
+    json_t *p;
+    json_array_foreach(participants, k, p)
+    {
+        char dev[16], id[KWC_PEER_ID_MAX + 1];
+        kwc_peer peer;
+        device_str(p, "deviceId", dev, sizeof dev);
+        if (kwc_peer_member(str(p, "userId"), dev, &peer) != 0)
+            continue;
+        kwc_peer_id(&peer, id, sizeof id);
+        json_int_t at = json_integer_value(json_object_get(p, "joinedAt"));
+        if (strcmp(id, j->self_peer) == 0 || present_index(j, id) >= 0)
+            continue;
+        present_add(j, id, at > 0 ? at : INT64_MAX);
+        kwc_ignore(kw_mka_peer_joined(j->mka, now, id, at > 0 ? at : now));
+    }
+    drain_actions(j);
+}
+
+/* The connection dropped (a server restart, the network): reconnects with a growing pause
+ * until it works or Ctrl-C, then catches up. Returns 0 when connected again. */
+static int reconnect(join_state *j, const kw_error *why)
+{
+    kwc_event_line(j->ctx, "reconnecting", json_pack("{s:s}", "error", why->detail),
+                   "Connection to the server lost (%s); reconnecting...", why->detail);
+    int pause_ms = 500;
+    while (!kwc_interrupted) {
+        struct timespec slice = {0, 50 * 1000 * 1000}; /* Ctrl-C is seen within 50 ms */
+        for (int64_t until = kwc_mono_ms() + pause_ms; !kwc_interrupted && kwc_mono_ms() < until;)
+            nanosleep(&slice, NULL);
+        if (kwc_interrupted)
+            break;
+        kwc_sio_close(j->m.net);
+        json_t *participants = NULL;
+        kw_error err;
+        kw_error_clear(&err);
+        if (connect_and_register(j, &participants, &err) == KW_OK) {
+            resync_present(j, participants);
+            json_decref(participants);
+            kw_media_key k;
+            j->confirmed = 0; /* a restarted server forgot that we hold the key */
+            if (kw_mka_current_key(j->mka, &k) == KW_OK) {
+                json_t *cp = json_pack("{s:s}", "channelId", j->meeting);
+                if (kwc_sio_emit(j->m.net, "video:confirm-e2ee-key", cp, &err) == KW_OK)
+                    j->confirmed = 1;
+                json_decref(cp);
+                kw_media_key_wipe(&k);
+            }
+            load_admitted_guests(j);
+            for (size_t i = 0; i < j->n_guests; i++)
+                key_guest(j, &j->guests[i]);
+            kwc_event_line(j->ctx, "reconnected",
+                           json_pack("{s:I}", "present", (json_int_t)j->n_present),
+                           "Reconnected: %zu other device(s) present", j->n_present);
+            return 0;
+        }
+        json_decref(participants);
+        pause_ms = pause_ms * 2 > 10000 ? 10000 : pause_ms * 2;
+    }
+    return -1;
+}
+
 static void leave(join_state *j)
 {
     if (kwc_sio_connected(j->m.net)) {
@@ -768,10 +861,8 @@ static int run(join_state *j)
         if (rc == KW_OK) {
             on_event(j, &ev);
             kwc_event_clear(&ev);
-        } else if (rc != KW_ERR_TIMEOUT) {
-            kwc_fail_err(j->ctx, "connection to the server lost", &err);
-            j->failed = KWC_EXIT_FAIL;
-            break;
+        } else if (rc != KW_ERR_TIMEOUT && reconnect(j, &err) != 0) {
+            break; /* Ctrl-C while reconnecting */
         }
         kwc_ignore(kw_mka_tick(j->mka, kwc_now_ms()));
         drain_actions(j);

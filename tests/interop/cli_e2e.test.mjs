@@ -15,6 +15,7 @@ import { cliHarness } from './lib/cli_harness.mjs';
 
 const LK_KEY = 'e2e-key';
 const LK_SECRET = 'e2e-secret-e2e-secret-e2e-secret-0123';
+const lkEnv = { LIVEKIT_URL: 'ws://127.0.0.1:7880', LIVEKIT_API_KEY: LK_KEY, LIVEKIT_API_SECRET: LK_SECRET };
 const t = cliHarness('kw-cli-e2e-');
 const { check, js } = t;
 
@@ -84,6 +85,27 @@ async function meetingEnded() {
   check('both exit 0 on their own', exits.every((e) => e?.code === 0), js(exits) + guest.stderr + host.stderr);
 }
 
+// keywaved restarts under a running host: the host reconnects on its own, keeps its key,
+// and a guest arriving afterwards gets that same key.
+async function hostSurvivesRestart() {
+  const owner = await t.member('rex');
+  const meetingId = await t.meeting(owner, 'Restart');
+  const link = await t.invite(owner, meetingId);
+  const host = t.join(owner, meetingId, ['--admit', 'all']);
+  const before = await host.event('media_key', 10000);
+  const port = Number(new URL(t.base).port);
+  await t.stopServer();
+  await t.startServer(lkEnv, port);
+  const back = await host.event('reconnected', 20000);
+  check('restart: the host says the connection was lost, then reconnects', host.events.some((e) => e.event === 'reconnecting') && back !== null, js(host.events.map((e) => e.event)) + host.stderr);
+  const guest = t.guest(link, 'After restart');
+  const key = await guest.event('media_key', 20000);
+  check('restart: a guest joining afterwards gets the key the host held before', key?.fingerprint === before?.fingerprint && host.exit === null, js([key, before]));
+  await guest.stop('SIGINT');
+  await host.stop('SIGINT');
+  check('restart: the host still leaves cleanly (exit 0)', host.exit?.code === 0, js(host.exit));
+}
+
 async function errors() {
   const empty = path.join(t.root, 'nobody');
   const oneLine = (r) => r.stderr.trim().split('\n').filter((l) => l.startsWith('keywave: ')).length === 1;
@@ -115,9 +137,10 @@ async function errors() {
 }
 
 try {
-  await t.startServer({ LIVEKIT_URL: 'ws://127.0.0.1:7880', LIVEKIT_API_KEY: LK_KEY, LIVEKIT_API_SECRET: LK_SECRET });
+  await t.startServer(lkEnv);
   await hostAndGuest();
   await meetingEnded();
+  await hostSurvivesRestart();
   await errors();
 } catch (e) {
   check('no exception', false, e.stack);

@@ -85,8 +85,9 @@ export function harness(prefix) {
   };
 
   // extraEnv: more configuration for this server (e.g. LIVEKIT_* for the token tests).
-  async function startServer(extraEnv = {}) {
-    const port = await freePort();
+  // port: listen there (a restart on the same address), else a free one.
+  async function startServer(extraEnv = {}, port = null) {
+    port = port ?? (await freePort());
     const env = { ...serverEnv(), ...extraEnv };
     env.KEYWAVE_LISTEN = `127.0.0.1:${port}`;
     server = spawn(keywaved, [], { env, cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
