@@ -40,7 +40,8 @@ static const char help[] =
     "Joins a meeting as a guest from an invitation link (https://host/join/meeting/<token>):\n"
     "makes keys, waits for a host, asks to be admitted, exchanges keys with the members\n"
     "present and prints the media-key fingerprint to compare with the host's. Stays until\n"
-    "Ctrl-C, then leaves (deletes the guest session).\n"
+    "Ctrl-C (reconnecting when the server goes away), then leaves (deletes the guest\n"
+    "session).\n"
     "  --exit-when-ready  leave as soon as the media key is held\n";
 
 typedef struct guest_state {
@@ -538,6 +539,38 @@ static void leave(guest_state *g)
         kwc_event_line(g->ctx, "left", NULL, "Left the meeting (guest session deleted).");
 }
 
+/* The connection dropped: the guest session lives on in the server, so the socket is
+ * opened again (growing pause) until it works, Ctrl-C, or the server says the session is
+ * gone. Returns 0 when connected again. */
+static int reconnect(guest_state *g, const kw_error *why)
+{
+    kwc_event_line(g->ctx, "reconnecting", json_pack("{s:s}", "error", why->detail),
+                   "Connection to the server lost (%s); reconnecting...", why->detail);
+    int pause_ms = 500;
+    while (!kwc_interrupted) {
+        struct timespec slice = {0, 50 * 1000 * 1000}; /* Ctrl-C is seen within 50 ms */
+        for (int64_t until = kwc_mono_ms() + pause_ms; !kwc_interrupted && kwc_mono_ms() < until;)
+            nanosleep(&slice, NULL);
+        if (kwc_interrupted)
+            break;
+        kwc_sio_close(g->net);
+        kw_error err;
+        kw_error_clear(&err);
+        kw_err rc = connect_socket(g, &err);
+        if (rc == KW_OK) {
+            kwc_event_line(g->ctx, "reconnected", NULL, "Reconnected.");
+            return 0;
+        }
+        if (rc == KW_ERR_UNAUTHORIZED) { /* the session expired or was deleted */
+            g->status = kwc_fail_err(g->ctx, "the guest session is gone", &err);
+            g->ended = 1;
+            return -1;
+        }
+        pause_ms = pause_ms * 2 > 10000 ? 10000 : pause_ms * 2;
+    }
+    return -1;
+}
+
 static int run(guest_state *g)
 {
     kw_error err;
@@ -576,9 +609,8 @@ static int run(guest_state *g)
             kwc_event_clear(&ev);
             if (!had_key && g->have_key)
                 media_token(g);
-        } else if (rc != KW_ERR_TIMEOUT) {
-            g->status = kwc_fail_err(g->ctx, "connection to the server lost", &err);
-            break;
+        } else if (rc != KW_ERR_TIMEOUT && reconnect(g, &err) != 0) {
+            break; /* Ctrl-C, or the session is gone */
         }
         if (g->admitted) {
             int had_key = g->have_key;

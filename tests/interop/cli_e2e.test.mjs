@@ -93,15 +93,21 @@ async function hostSurvivesRestart() {
   const link = await t.invite(owner, meetingId);
   const host = t.join(owner, meetingId, ['--admit', 'all']);
   const before = await host.event('media_key', 10000);
+  const early = t.guest(link, 'Before restart');
+  await early.event('media_key', 20000);
   const port = Number(new URL(t.base).port);
   await t.stopServer();
   await t.startServer(lkEnv, port);
   const back = await host.event('reconnected', 20000);
   check('restart: the host says the connection was lost, then reconnects', host.events.some((e) => e.event === 'reconnecting') && back !== null, js(host.events.map((e) => e.event)) + host.stderr);
+  const guestBack = await early.event('reconnected', 20000);
+  check('restart: a guest in the meeting reconnects too (its session survived)', guestBack !== null && early.exit === null, js(early.events.map((e) => e.event)) + early.stderr);
   const guest = t.guest(link, 'After restart');
   const key = await guest.event('media_key', 20000);
   check('restart: a guest joining afterwards gets the key the host held before', key?.fingerprint === before?.fingerprint && host.exit === null, js([key, before]));
   await guest.stop('SIGINT');
+  await early.stop('SIGINT');
+  check('restart: the earlier guest leaves cleanly, its session deleted', early.exit?.code === 0 && early.events.some((e) => e.event === 'left'), js(early.exit) + early.stderr);
   await host.stop('SIGINT');
   check('restart: the host still leaves cleanly (exit 0)', host.exit?.code === 0, js(host.exit));
 }
