@@ -57,6 +57,13 @@ typedef struct kw_presence_ops {
     /* 1 when (user_id, device_id) has a socket registered in channel_id, else 0. */
     int (*device_present)(void *ctx, const char *channel_id, const char *user_id,
                           const char *device_id);
+    /*
+     * Copies up to max socket ids of (user_id, device_id) registered in channel_id into
+     * out, oldest first; returns how many there are in all (may exceed max). The relay path
+     * asks this for every message: it copies no entry.
+     */
+    size_t (*device_sockets)(void *ctx, const char *channel_id, const char *user_id,
+                             const char *device_id, uint64_t *out, size_t max);
     void (*destroy)(void *ctx);
 } kw_presence_ops;
 

@@ -231,6 +231,24 @@ static int mem_present(void *ctx, const char *channel_id, const char *user_id,
     return 0;
 }
 
+static size_t mem_device_sockets(void *ctx, const char *channel_id, const char *user_id,
+                                 const char *device_id, uint64_t *out, size_t max)
+{
+    if (!id_ok(channel_id) || !user_id || !device_id)
+        return 0;
+    channel *c = *slot_of(ctx, channel_id);
+    size_t n = 0;
+    for (size_t i = 0; c && i < c->n; i++) {
+        const kw_video_participant *e = &c->parts[i];
+        if (strcmp(e->user_id, user_id) != 0 || strcmp(e->device_id, device_id) != 0)
+            continue;
+        if (n < max)
+            out[n] = e->socket_id;
+        n++;
+    }
+    return n;
+}
+
 static void mem_destroy(void *ctx)
 {
     memory *m = ctx;
@@ -248,7 +266,8 @@ static void mem_destroy(void *ctx)
 }
 
 static const kw_presence_ops memory_ops = {
-    mem_register, mem_confirm, mem_leave, mem_leave_all, mem_list, mem_present, mem_destroy,
+    mem_register, mem_confirm, mem_leave,          mem_leave_all,
+    mem_list,     mem_present, mem_device_sockets, mem_destroy,
 };
 
 kw_err kw_presence_memory_new(kw_presence **out)

@@ -44,6 +44,20 @@ kw_err kw_rt_present_collect(kw_rt *rt, const char *meeting_id, const char *user
     kw_presence *p = kw_rt_server(rt)->presence;
     if (p == NULL)
         return KW_OK;
+    if (user_id != NULL) {
+        /* One device (every relayed message): its sockets only, no copy of the channel. */
+        uint64_t few[8];
+        size_t n = p->ops->device_sockets(p->ctx, meeting_id, user_id, device_id, few, 8);
+        uint64_t *ids = few;
+        if (n > 8 && (ids = malloc(n * sizeof *ids)) != NULL)
+            n = p->ops->device_sockets(p->ctx, meeting_id, user_id, device_id, ids, n);
+        kw_err rc = ids == NULL ? KW_ERR_NOMEM : KW_OK;
+        for (size_t i = 0; rc == KW_OK && i < n; i++)
+            rc = kw_rt_batch_add(b, ids[i]);
+        if (ids != few)
+            free(ids);
+        return rc;
+    }
     size_t total = p->ops->video_list(p->ctx, meeting_id, NULL, 0);
     if (total == 0)
         return KW_OK;
@@ -55,9 +69,7 @@ kw_err kw_rt_present_collect(kw_rt *rt, const char *meeting_id, const char *user
         n = total;
     kw_err rc = KW_OK;
     for (size_t i = 0; rc == KW_OK && i < n; i++)
-        if (user_id == NULL ||
-            (strcmp(list[i].user_id, user_id) == 0 && strcmp(list[i].device_id, device_id) == 0))
-            rc = kw_rt_batch_add(b, list[i].socket_id);
+        rc = kw_rt_batch_add(b, list[i].socket_id);
     free(list);
     return rc;
 }

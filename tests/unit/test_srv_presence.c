@@ -93,6 +93,32 @@ static void test_many_channels_grow(void)
     KWT_CHECK(!p->ops->device_present(p->ctx, "ch42", "u", "1"));
 }
 
+/* The relay's lookup: a device's sockets in one channel, oldest first, nothing else's. */
+static void test_device_sockets(void)
+{
+    uint64_t ids[4];
+    for (uint64_t s = 1; s <= 12; s++) /* alice:1 on sockets 1,4,7,10; others between */
+        KWT_ERR(
+            REG("mtg_d", 100 + s, s % 3 == 1 ? "alice" : "bob", s % 3 == 2 ? "2" : "1", (int64_t)s),
+            KW_OK);
+    KWT_ERR(REG("mtg_e", 999, "alice", "1", 5), KW_OK);
+    size_t n = p->ops->device_sockets(p->ctx, "mtg_d", "alice", "1", ids, 4);
+    KWT_EQ(n, 4);
+    KWT_CHECK(ids[0] == 101 && ids[1] == 104 && ids[2] == 107 && ids[3] == 110);
+    KWT_EQ(p->ops->device_sockets(p->ctx, "mtg_d", "alice", "1", ids, 2), 4); /* total */
+    KWT_CHECK(ids[0] == 101 && ids[1] == 104);
+    KWT_EQ(p->ops->device_sockets(p->ctx, "mtg_d", "bob", "2", ids, 4), 4);
+    KWT_EQ(p->ops->device_sockets(p->ctx, "mtg_d", "alice", "2", ids, 4), 0);
+    KWT_EQ(p->ops->device_sockets(p->ctx, "mtg_e", "alice", "1", ids, 4), 1);
+    KWT_EQ(ids[0], 999u);
+    KWT_EQ(p->ops->device_sockets(p->ctx, "nope", "alice", "1", ids, 4), 0);
+    KWT_EQ(p->ops->device_sockets(p->ctx, "", "alice", "1", ids, 4), 0);
+    KWT_EQ(p->ops->device_sockets(p->ctx, "mtg_d", NULL, "1", ids, 4), 0);
+    for (uint64_t s = 1; s <= 12; s++)
+        KWT_ERR(p->ops->video_leave(p->ctx, "mtg_d", 100 + s), KW_OK);
+    KWT_ERR(p->ops->video_leave(p->ctx, "mtg_e", 999), KW_OK);
+}
+
 int main(void)
 {
     if (kw_presence_memory_new(&p) != KW_OK)
@@ -101,6 +127,7 @@ int main(void)
     KWT_RUN(test_disconnect_removes_only_its_socket);
     KWT_RUN(test_bad_ids);
     KWT_RUN(test_many_channels_grow);
+    KWT_RUN(test_device_sockets);
     kw_presence_free(p);
     return kwt_finish();
 }
