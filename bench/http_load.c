@@ -122,30 +122,6 @@ static char **read_lines(const char *path, size_t *n_out)
 
 /* ---- address ------------------------------------------------------------------------------ */
 
-static struct sockaddr_in target;
-static char host_header[64];
-
-static void parse_addr(const char *addr)
-{
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t)(colon - addr) >= 32)
-        die("address must be host:port, got %s", addr);
-    char host[32];
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    uint64_t port;
-    if (!parse_u64(colon + 1, 65535, &port) || port == 0)
-        die("bad port in %s", addr);
-    memset(&target, 0, sizeof target);
-    target.sin_family = AF_INET;
-    target.sin_port = htons((uint16_t)port);
-    if (strcmp(host, "localhost") == 0)
-        memcpy(host, "127.0.0.1", sizeof "127.0.0.1");
-    if (inet_pton(AF_INET, host, &target.sin_addr) != 1)
-        die("not an IPv4 address: %s", host);
-    snprintf(host_header, sizeof host_header, "%s", addr);
-}
-
 static int connect_blocking(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

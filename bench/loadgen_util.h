@@ -1,12 +1,14 @@
 /*
  * loadgen_util.h — the small helpers both load generators (bench/http_load.c,
  * bench/realtime.c) use: fatal errors, allocation that cannot fail, clocks, strict
- * decimal arguments. Define BENCH_PROG (the program's name for messages) before including.
- * Benchmark code only: it exits on failure.
+ * decimal arguments, the server address. Define BENCH_PROG (the program's name for messages) before
+ * including. Benchmark code only: it exits on failure.
  */
 #ifndef KEYWAVE_BENCH_LOADGEN_UTIL_H
 #define KEYWAVE_BENCH_LOADGEN_UTIL_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +89,31 @@ static size_t arg_size(const char *s, uint64_t max, const char *what)
     if (!parse_u64(s, max, &v))
         die("bad %s", what);
     return (size_t)v;
+}
+
+/* The server under test, from "host:port" (IPv4 or localhost); host_header as given. */
+static struct sockaddr_in target;
+static char host_header[64];
+
+static void parse_addr(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t)(colon - addr) >= 32)
+        die("address must be host:port, got %s", addr);
+    char host[32];
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    uint64_t port;
+    if (!parse_u64(colon + 1, 65535, &port) || port == 0)
+        die("bad port in %s", addr);
+    memset(&target, 0, sizeof target);
+    target.sin_family = AF_INET;
+    target.sin_port = htons((uint16_t)port);
+    if (strcmp(host, "localhost") == 0)
+        memcpy(host, "127.0.0.1", sizeof "127.0.0.1");
+    if (inet_pton(AF_INET, host, &target.sin_addr) != 1)
+        die("not an IPv4 address: %s", host);
+    snprintf(host_header, sizeof host_header, "%s", addr);
 }
 
 #endif
